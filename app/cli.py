@@ -1,0 +1,281 @@
+"""The ``snapshop`` command line: ingest, search, serve, model, status."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from app.settings import Settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+model_app = typer.Typer(no_args_is_help=True, help="Create and inspect model bundles.")
+app.add_typer(model_app, name="model")
+
+err = Console(stderr=True)
+out = Console()
+
+
+class _State:
+    overrides: dict[str, Any] = {}  # noqa: RUF012 - one process, one CLI invocation
+
+
+def settings() -> Settings:
+    return Settings(**_State.overrides)
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def friendly_errors() -> Iterator[None]:
+    """Turn the errors a person can act on into one line instead of a traceback."""
+    from app.components import SetupError
+    from app.search.service import QueryError
+    from app.store import StoreError
+    from ingestion.catalog import CatalogError
+
+    try:
+        yield
+    except (SetupError, StoreError, CatalogError, QueryError, FileNotFoundError) as exc:
+        fail(str(exc))
+
+
+@app.callback()
+def main_options(
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Data directory (env SNAPSHOP_DATA_DIR; default ./data).")
+    ] = None,
+    model: Annotated[Path | None, typer.Option(help="Model bundle (env SNAPSHOP_MODEL).")] = None,
+    device: Annotated[
+        str | None, typer.Option(help="auto | cpu | cuda (env SNAPSHOP_DEVICE).")
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log details.")] = False,
+) -> None:
+    """snapshop: hybrid visual search for shops."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    overrides = {"data_dir": data_dir, "model": model, "device": device}
+    _State.overrides = {k: v for k, v in overrides.items() if v is not None}
+
+
+@app.command()
+def ingest(
+    catalog_dir: Annotated[Path, typer.Argument(help="Folder with products.csv and images/.")],
+    batch_size: Annotated[int | None, typer.Option(help="Images per inference batch.")] = None,
+    build_index: Annotated[bool, typer.Option(help="Build the HNSW index at the end.")] = True,
+) -> None:
+    """Embed a catalog's images and write them to the store."""
+    from app.components import load_encoder, open_store
+    from ingestion.pipeline import count_images, ingest_catalog
+
+    cfg = settings()
+    with friendly_errors():
+        total = count_images(catalog_dir)
+        encoder = load_encoder(cfg)
+        store = open_store(cfg)
+        try:
+            with Progress(
+                TextColumn("[progress.description]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}"),
+                TimeRemainingColumn(),
+                console=err,
+            ) as bar:
+                task = bar.add_task("embedding", total=total, rate="")
+
+                def advance(n: int) -> None:
+                    bar.advance(task, n)
+                    speed = bar.tasks[0].speed
+                    bar.update(task, rate=f"{speed:.1f} img/s" if speed else "")
+
+                report = ingest_catalog(
+                    catalog_dir,
+                    store,
+                    encoder,
+                    batch_size=batch_size or cfg.batch_size,
+                    progress=advance,
+                    build_index=build_index,
+                )
+        finally:
+            store.close()
+    for reject in report.rejects[:20]:
+        err.print(f"[yellow]rejected[/] {reject.source} ({reject.product_id}): {reject.reason}")
+    if report.rejected > 20:
+        err.print(f"[yellow]… and {report.rejected - 20} more rejects[/]")
+    err.print(
+        f"{report.seconds:.1f}s, {report.images_per_s:.1f} images/s, "
+        f"index {'built' if report.index_built else 'unchanged'}"
+    )
+    print(report.summary())
+
+
+def _run_search(
+    text: str | None, image: Path | None, k: int, category: str | None
+) -> dict[str, Any]:
+    from app.components import build_service, load_encoder, open_store
+    from app.search.service import SearchQuery
+
+    cfg = settings()
+    with friendly_errors():
+        data = image.read_bytes() if image is not None else None
+        encoder = load_encoder(cfg)
+        store = open_store(cfg)
+        try:
+            service = build_service(cfg, store, encoder)
+            response = service.search(SearchQuery(text=text, image=data, k=k, category=category))
+        finally:
+            store.close()
+    return response.model_dump()
+
+
+@app.command()
+def search(
+    text: Annotated[str | None, typer.Option("--text", "-t", help="Typed query.")] = None,
+    image: Annotated[Path | None, typer.Option("--image", "-i", help="Query photo.")] = None,
+    k: Annotated[int, typer.Option(help="Number of products.")] = 10,
+    category: Annotated[str | None, typer.Option(help="Category path prefix.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the API's JSON.")] = False,
+) -> None:
+    """Search the store by photo, by text, or both (the same service the API runs)."""
+    if text is None and image is None:
+        fail("give --image PATH, --text TEXT, or both")
+    response = _run_search(text, image, k, category)
+    if as_json:
+        print(json.dumps(response, indent=2))
+        return
+    table = Table("#", "product_id", "title", "category", "score", "legs")
+    for i, r in enumerate(response["results"], start=1):
+        legs = " ".join(f"{name}:{rank}" for name, rank in r["ranks"].items())
+        table.add_row(str(i), r["product_id"], r["title"], r["category"], f"{r['score']:.4f}", legs)
+    out.print(table)
+    timings = ", ".join(f"{k}={v:.1f}" for k, v in response["timings_ms"].items())
+    err.print(f"model {response['model']}; ms: {timings}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+) -> None:
+    """Serve the HTTP API (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    from app.api.main import create_app
+
+    cfg = settings()
+    with friendly_errors():
+        # Fail before binding the port when the model or store is not there.
+        from app.components import load_encoder
+
+        load_encoder(cfg)
+        uvicorn.run(
+            create_app(cfg),
+            host=host or cfg.host,
+            port=port or cfg.port,
+            log_level="info",
+        )
+
+
+@app.command()
+def status() -> None:
+    """What this data dir holds: model bundle, store size, index state."""
+    from app.components import open_store
+    from app.embedding import BundleError, load_manifest
+
+    cfg = settings()
+    print(f"data dir:  {cfg.data_dir.resolve()}")
+    try:
+        manifest = load_manifest(cfg.model_dir, verify=False)
+        print(f"model:     {manifest.model_id} ({cfg.model_dir})")
+    except BundleError as exc:
+        print(f"model:     none ({exc})")
+    with friendly_errors():
+        store = open_store(cfg)
+        try:
+            info = store.info()
+        finally:
+            store.close()
+    print(f"store:     {info.backend}, {info.points} points, model {info.model_id or '-'}")
+    print(
+        f"index:     {info.indexed_vectors}/{info.points} vectors indexed, {info.segments} segments"
+    )
+
+
+@model_app.command("export")
+def model_export(
+    arch: Annotated[str, typer.Option(help="open_clip architecture, e.g. ViT-B-32.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Bundle directory to write.")],
+    pretrained: Annotated[
+        str, typer.Option(help="open_clip pretrained tag, or 'none' for random init.")
+    ] = "none",
+    checkpoint: Annotated[
+        Path | None, typer.Option(help="Local open_clip checkpoint file (works offline).")
+    ] = None,
+    parity_images: Annotated[
+        Path | None,
+        typer.Option(help="Folder of real images for the parity check (a few are used)."),
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing bundle at --out.")] = False,
+) -> None:
+    """Export an open_clip model to an ONNX bundle (needs the [train] extra)."""
+    try:
+        from app.embedding.export import ExportError, export_bundle
+    except ImportError as exc:
+        fail(f"model export needs torch and open_clip: pip install '.[train]' ({exc})")
+    images: list[Path] = []
+    if parity_images is not None:
+        images = sorted(p for p in parity_images.iterdir() if p.suffix.lower() in _IMAGE_EXTS)[:4]
+        if not images:
+            fail(f"{parity_images}: no images for the parity check")
+    try:
+        manifest = export_bundle(
+            arch,
+            pretrained,
+            out_dir,
+            checkpoint=checkpoint,
+            parity_images=images,
+            overwrite=overwrite,
+        )
+    except ExportError as exc:
+        fail(str(exc))
+    print(f"wrote {out_dir} ({manifest.model_id}); parity {manifest.parity}")
+
+
+_IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+
+
+@model_app.command("info")
+def model_info(bundle: Annotated[Path, typer.Argument(help="Bundle directory.")]) -> None:
+    """Print a bundle's manifest and the inference providers this machine offers."""
+    import onnxruntime as ort
+
+    from app.embedding import BundleError, load_manifest
+
+    try:
+        manifest = load_manifest(bundle)
+    except BundleError as exc:
+        fail(str(exc))
+    print(json.dumps(json.loads(manifest.to_json()), indent=2))
+    print(f"available providers: {', '.join(ort.get_available_providers())}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+"""Builds the long-lived parts (encoder, store, search service) from ``Settings``.
+
+The CLI and the API both start here, so they always run the same code with the same config.
+"""
+
+from __future__ import annotations
+
+from app.embedding import BundleError, Encoder, ProviderError
+from app.search.service import SearchService
+from app.settings import Settings
+from app.store import EdgeStore, VectorStore
+
+
+class SetupError(RuntimeError):
+    """Something missing before snapshop can run; the message says what to do."""
+
+
+def load_encoder(settings: Settings) -> Encoder:
+    bundle = settings.model_dir
+    if not (bundle / "manifest.json").is_file():
+        raise SetupError(
+            f"no model bundle at {bundle}: create one with "
+            f"`snapshop model export --arch ViT-B-32 --pretrained none --out {bundle}` "
+            "or point SNAPSHOP_MODEL / --model at an existing bundle"
+        )
+    try:
+        return Encoder(
+            bundle, device=settings.device, threads=settings.threads, max_batch=settings.batch_size
+        )
+    except (BundleError, ProviderError) as exc:
+        raise SetupError(str(exc)) from exc
+
+
+def open_store(settings: Settings) -> VectorStore:
+    return EdgeStore(settings.store_dir)
+
+
+def build_service(settings: Settings, store: VectorStore, encoder: Encoder) -> SearchService:
+    return SearchService(store, encoder, rrf_k=settings.rrf_k, max_k=settings.max_k)

@@ -1,0 +1,118 @@
+"""Image decoding and CLIP preprocessing in PIL + numpy (no torch at inference).
+
+``preprocess_images`` reproduces open_clip's eval transform for ``resize_mode="shortest"``:
+Resize(shortest side, bicubic) -> CenterCrop -> ToTensor -> Normalize. torchvision
+resizes PIL images with PIL itself, so using the same PIL call gives the same pixels.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+if TYPE_CHECKING:
+    from app.embedding.bundle import Manifest
+
+_RESAMPLE = {
+    "bicubic": Image.Resampling.BICUBIC,
+    "bilinear": Image.Resampling.BILINEAR,
+}
+# Beyond this aspect ratio the resize works on the cropped region only (see below);
+# at 256 the full intermediate stays under ~40 MB at 224 px, and no real photo is affected.
+_MAX_ELONGATION = 256
+
+
+class ImageError(ValueError):
+    """The data could not be decoded as an image; the message says why."""
+
+
+def load_image(source: Path | str | os.PathLike[str] | bytes) -> Image.Image:
+    """Decode an image file or bytes, apply its EXIF orientation and return it as RGB.
+
+    Phone photos are often stored sideways with an EXIF rotation flag; without
+    ``exif_transpose`` a query photo would be embedded rotated.
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        if len(source) == 0:
+            raise ImageError("image data is empty")
+        label = f"image data ({len(source)} bytes)"
+        stream: io.BytesIO | Path = io.BytesIO(bytes(source))
+    else:
+        stream = Path(source)
+        label = str(stream)
+        if not stream.is_file():
+            raise ImageError(f"image file not found: {stream}")
+        if stream.stat().st_size == 0:
+            raise ImageError(f"image file is empty: {stream}")
+    try:
+        with Image.open(stream) as img:
+            # load() forces the full decode here, so truncated files fail now
+            # rather than later inside the resize.
+            img.load()
+            oriented = ImageOps.exif_transpose(img)
+            rgb = oriented.convert("RGB")
+    except UnidentifiedImageError as exc:
+        raise ImageError(f"{label} is not a recognised image format") from exc
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"{label} is too large to decode safely: {exc}") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        # PIL reports truncated/corrupt data through several exception types.
+        raise ImageError(f"{label} could not be decoded: {exc}") from exc
+    if rgb.width == 0 or rgb.height == 0:
+        raise ImageError(f"{label} has no pixels ({rgb.width}x{rgb.height})")
+    return rgb
+
+
+def resize_and_crop(image: Image.Image, size: int, interpolation: str = "bicubic") -> Image.Image:
+    """Resize the shortest side to ``size`` and center-crop to ``size`` x ``size``.
+
+    Output sizes and crop offsets follow torchvision (``int()`` on the long side,
+    ``round()`` for the crop offset), so for ordinary images the pixels are exactly
+    those of open_clip's transform.
+    """
+    if interpolation not in _RESAMPLE:
+        raise ValueError(f"unsupported interpolation {interpolation!r}")
+    if image.mode != "RGB":
+        # Converting first means palette/greyscale images get real bicubic filtering
+        # (PIL falls back to nearest for palette images).
+        image = image.convert("RGB")
+    w, h = image.size
+    if w <= h:
+        new_w, new_h = size, int(size * h / w)
+    else:
+        new_w, new_h = int(size * w / h), size
+    # round() on a float returns an int, with banker's rounding like torchvision.
+    left = round((new_w - size) / 2.0)
+    top = round((new_h - size) / 2.0)
+    if max(new_w, new_h) > _MAX_ELONGATION * size:
+        # A degenerate strip (say 100000x10) would need a gigabyte-sized intermediate
+        # that is almost entirely cropped away. Resample only the source box that maps
+        # onto the crop: same geometry, but PIL's two-pass rounding differs (mean error
+        # well under one grey level, a few pixels off by more), and memory stays bounded.
+        sx, sy = w / new_w, h / new_h
+        box = (left * sx, top * sy, (left + size) * sx, (top + size) * sy)
+        return image.resize((size, size), _RESAMPLE[interpolation], box=box)
+    resized = image.resize((new_w, new_h), _RESAMPLE[interpolation])
+    return resized.crop((left, top, left + size, top + size))
+
+
+def preprocess_images(images: Sequence[Image.Image], manifest: Manifest) -> np.ndarray:
+    """Turn PIL images into the model's input: float32 array (N, 3, S, S)."""
+    if manifest.resize != "shortest":
+        raise ValueError(f"unsupported resize mode {manifest.resize!r} (only 'shortest')")
+    size = manifest.image_size
+    mean = np.asarray(manifest.mean, dtype=np.float32).reshape(3, 1, 1)
+    std = np.asarray(manifest.std, dtype=np.float32).reshape(3, 1, 1)
+    out = np.empty((len(images), 3, size, size), dtype=np.float32)
+    for i, image in enumerate(images):
+        crop = resize_and_crop(image, size, manifest.interpolation)
+        pixels = np.asarray(crop, dtype=np.uint8).transpose(2, 0, 1)
+        # Same float32 operations, in the same order, as ToTensor + Normalize.
+        out[i] = (pixels.astype(np.float32) / np.float32(255.0) - mean) / std
+    return out

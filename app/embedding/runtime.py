@@ -1,0 +1,247 @@
+"""ONNX Runtime inference for a model bundle (no torch, no open_clip)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from PIL import Image
+
+from app.embedding.bundle import (
+    EMBEDDINGS_OUTPUT,
+    IMAGE_INPUT,
+    IMAGE_MODEL_FILE,
+    TEXT_INPUT,
+    TEXT_MODEL_FILE,
+    BundleError,
+    Manifest,
+    load_manifest,
+)
+from app.embedding.preprocess import preprocess_images
+from app.embedding.tokenizer import ClipTokenizer
+
+log = logging.getLogger(__name__)
+
+CPU = "CPUExecutionProvider"
+CUDA = "CUDAExecutionProvider"
+DEVICES = ("auto", "cpu", "cuda")
+
+# onnxruntime-gpu lists CUDA as available even where its libraries or the GPU are
+# missing; remember a failed attempt so "auto" does not retry (and re-log) per session.
+_cuda_unusable = False
+_cuda_lock = threading.Lock()
+
+
+class ProviderError(RuntimeError):
+    """The requested device cannot be used; the message says what to change."""
+
+
+def select_providers(device: str) -> list[str]:
+    """Execution providers to ask onnxruntime for, in preference order.
+
+    This reflects what onnxruntime *claims*; ``Encoder`` confirms what the session
+    actually got.
+    """
+    if device not in DEVICES:
+        raise ProviderError(f"unknown device {device!r}; use one of {', '.join(DEVICES)}")
+    available = ort.get_available_providers()
+    if device == "cpu":
+        return [CPU]
+    if device == "cuda":
+        if CUDA not in available:
+            raise ProviderError(
+                "device 'cuda' requested but this onnxruntime build has no CUDA provider "
+                f"(available: {', '.join(available)}); install onnxruntime-gpu or use device 'cpu'"
+            )
+        return [CUDA, CPU]
+    if CUDA in available and not _cuda_unusable and nvidia_gpu_present():
+        return [CUDA, CPU]
+    return [CPU]
+
+
+def nvidia_gpu_present() -> bool:
+    """Whether the NVIDIA driver exposes a device to this process.
+
+    "auto" only tries CUDA where a GPU exists: on CPU-only machines onnxruntime-gpu would
+    otherwise print a loud library-load error at every start before falling back.
+    """
+    return Path("/proc/driver/nvidia/version").exists() or Path("/dev/nvidiactl").exists()
+
+
+def default_threads() -> int:
+    """Physical cores available to this process (hyper-threads rarely help GEMMs)."""
+    try:
+        logical = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        logical = os.cpu_count() or 1
+    physical = _physical_cores()
+    return max(1, min(logical, physical) if physical else logical)
+
+
+def _physical_cores() -> int | None:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    cores: set[tuple[str, str]] = set()
+    physical_id = core_id = ""
+    for line in [*text.splitlines(), ""]:
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "physical id":
+            physical_id = value.strip()
+        elif key == "core id":
+            core_id = value.strip()
+        elif not line.strip():
+            if core_id:
+                cores.add((physical_id, core_id))
+            physical_id = core_id = ""
+    return len(cores) or None
+
+
+def _l2_normalize(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    # A zero vector stays zero instead of becoming NaN.
+    out: np.ndarray = (x / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
+    return out
+
+
+class Encoder:
+    """Embeds images and texts with a bundle's ONNX towers.
+
+    Both sessions are created in ``__init__`` so a broken bundle or unusable device
+    fails at startup, and ``provider`` is known from the start. ``InferenceSession.run``
+    is thread-safe, so one Encoder can serve a thread pool.
+    """
+
+    def __init__(
+        self,
+        bundle_dir: Path,
+        device: str = "auto",
+        threads: int | None = None,
+        max_batch: int = 32,
+        *,
+        verify: bool = True,
+    ) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+        self.bundle_dir = Path(bundle_dir)
+        self.manifest: Manifest = load_manifest(self.bundle_dir, verify=verify)
+        self.model_id = self.manifest.model_id
+        self.dim = self.manifest.embed_dim
+        self.max_batch = max_batch
+        self.device = device
+        self.threads = threads if threads and threads > 0 else default_threads()
+        try:
+            self.tokenizer = ClipTokenizer.from_config(
+                self.bundle_dir, self.manifest.tokenizer, self.manifest.context_length
+            )
+        except Exception as exc:  # tokenizers raises plain Exception on bad JSON
+            raise BundleError(f"cannot load tokenizer from {self.bundle_dir}: {exc}") from exc
+
+        self._image = self._create_session(IMAGE_MODEL_FILE, device)
+        self.provider: str = self._image.get_providers()[0]
+        # The text tower follows the image tower so both always run on the same device.
+        self._text = self._create_session(
+            TEXT_MODEL_FILE, "cuda" if self.provider == CUDA else "cpu"
+        )
+        self._check_signature(self._image, IMAGE_MODEL_FILE, IMAGE_INPUT)
+        self._check_signature(self._text, TEXT_MODEL_FILE, TEXT_INPUT)
+        log.info(
+            "encoder %s on %s (device=%s, intra-op threads=%d, max batch %d)",
+            self.model_id,
+            self.provider,
+            device,
+            self.threads,
+            max_batch,
+        )
+
+    def _options(self) -> ort.SessionOptions:
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self.threads
+        # Parallelism comes from intra-op threads (and the caller's pool); one
+        # inter-op thread avoids oversubscribing the cores.
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        return opts
+
+    def _create_session(self, file_name: str, device: str) -> ort.InferenceSession:
+        global _cuda_unusable
+        path = self.bundle_dir / file_name
+        providers = select_providers(device)
+        try:
+            session = ort.InferenceSession(str(path), self._options(), providers=providers)
+        except Exception as exc:
+            if device == "auto" and providers[0] == CUDA:
+                log.warning("CUDA session for %s failed (%s); falling back to CPU", path, exc)
+                with _cuda_lock:
+                    _cuda_unusable = True
+                return self._create_session(file_name, "cpu")
+            if device == "cuda":
+                raise ProviderError(
+                    f"device 'cuda' requested but onnxruntime failed to start CUDA for {path}: "
+                    f"{exc}; use device 'cpu' or 'auto'"
+                ) from exc
+            raise BundleError(f"onnxruntime cannot load {path}: {exc}") from exc
+        got = session.get_providers()[0]
+        if providers[0] == CUDA and got != CUDA:
+            # onnxruntime silently drops CUDA when its libraries or the GPU are missing.
+            with _cuda_lock:
+                _cuda_unusable = True
+            if device == "cuda":
+                raise ProviderError(
+                    f"device 'cuda' requested but onnxruntime could not start CUDA for {path} "
+                    f"(session fell back to {got}); check the GPU driver, CUDA and cuDNN "
+                    "libraries, or use device 'cpu'/'auto'"
+                )
+            log.info("CUDA provider listed but not usable here; using %s", got)
+        return session
+
+    def _check_signature(
+        self, session: ort.InferenceSession, file_name: str, input_name: str
+    ) -> None:
+        inputs = [i.name for i in session.get_inputs()]
+        outputs = [o.name for o in session.get_outputs()]
+        if inputs != [input_name] or EMBEDDINGS_OUTPUT not in outputs:
+            raise BundleError(
+                f"{self.bundle_dir / file_name}: expected input {input_name!r} and output "
+                f"{EMBEDDINGS_OUTPUT!r}, found inputs {inputs} and outputs {outputs}"
+            )
+
+    def _run(self, session: ort.InferenceSession, input_name: str, batch: np.ndarray) -> np.ndarray:
+        (out,) = session.run([EMBEDDINGS_OUTPUT], {input_name: batch})
+        out = np.asarray(out, dtype=np.float32)
+        if out.shape != (batch.shape[0], self.dim):
+            raise BundleError(
+                f"model {self.model_id} returned shape {out.shape}, "
+                f"expected ({batch.shape[0]}, {self.dim})"
+            )
+        return out
+
+    def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """(N, dim) float32, L2-normalised."""
+        out = np.empty((len(images), self.dim), dtype=np.float32)
+        for start in range(0, len(images), self.max_batch):
+            chunk = images[start : start + self.max_batch]
+            pixels = preprocess_images(chunk, self.manifest)
+            out[start : start + len(chunk)] = self._run(self._image, IMAGE_INPUT, pixels)
+        return _l2_normalize(out)
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """(N, dim) float32, L2-normalised."""
+        if isinstance(texts, str):
+            raise TypeError("encode_texts expects a sequence of strings, not one string")
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for start in range(0, len(texts), self.max_batch):
+            chunk = texts[start : start + self.max_batch]
+            ids = self.tokenizer.encode_batch(chunk)
+            out[start : start + len(chunk)] = self._run(self._text, TEXT_INPUT, ids)
+        return _l2_normalize(out)
+
+    def __repr__(self) -> str:
+        return f"Encoder({self.model_id!r}, provider={self.provider!r}, dim={self.dim})"

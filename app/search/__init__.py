@@ -1,0 +1,1 @@
+"""Search orchestration: legs that retrieve, fusion that blends them; shared by API and CLI."""

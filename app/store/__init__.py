@@ -1,0 +1,31 @@
+"""Vector store: one protocol, one backend per engine."""
+
+from app.store.base import (
+    BM25_VECTOR,
+    IMAGE_VECTOR,
+    Hit,
+    PointRecord,
+    SearchFilter,
+    StoreError,
+    StoreInfo,
+    VectorStore,
+    category_ancestors,
+    normalise_category,
+    point_id,
+)
+from app.store.edge import EdgeStore
+
+__all__ = [
+    "BM25_VECTOR",
+    "IMAGE_VECTOR",
+    "EdgeStore",
+    "Hit",
+    "PointRecord",
+    "SearchFilter",
+    "StoreError",
+    "StoreInfo",
+    "VectorStore",
+    "category_ancestors",
+    "normalise_category",
+    "point_id",
+]

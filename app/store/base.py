@@ -1,0 +1,116 @@
+"""The store interface every backend implements (embedded qdrant-edge today, Qdrant server next).
+
+Ingestion writes through it and the search legs read through it; neither knows which engine is
+behind it, so the same congruence tests can run against every backend.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+IMAGE_VECTOR = "image"
+BM25_VECTOR = "bm25"
+
+# Fixed namespace so a (product, image) pair maps to the same point id on every machine and run.
+POINT_NAMESPACE = uuid.UUID("6f1c2f4e-5b7a-4d43-9c1e-2a7d51c0b9e3")
+
+
+def point_id(product_id: str, image_file: str) -> str:
+    """Point id = UUID5 of (product_id, image file name): stable across re-ingests."""
+    return str(uuid.uuid5(POINT_NAMESPACE, f"{product_id}\x1f{image_file}"))
+
+
+def normalise_category(path: str) -> str:
+    """Canonical form of a category path: trimmed segments, lower case, '/'-joined."""
+    return "/".join(seg.strip().lower() for seg in path.split("/") if seg.strip())
+
+
+def category_ancestors(path: str) -> list[str]:
+    """Every ancestor of a category path, itself included, so a prefix filter is one keyword match.
+
+    ``Apparel/Topwear/Shirts`` -> ``["apparel", "apparel/topwear", "apparel/topwear/shirts"]``.
+    """
+    segs = normalise_category(path).split("/") if normalise_category(path) else []
+    return ["/".join(segs[: i + 1]) for i in range(len(segs))]
+
+
+@dataclass(frozen=True)
+class PointRecord:
+    """One catalog image: its vector, the text the BM25 leg indexes, and the product payload."""
+
+    id: str
+    image_vector: np.ndarray
+    text: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Hit:
+    id: str
+    score: float
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SearchFilter:
+    """Restrictions every leg applies inside the engine (never by post-filtering)."""
+
+    category: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not self.category
+
+
+@dataclass(frozen=True)
+class StoreInfo:
+    backend: str
+    points: int
+    indexed_vectors: int
+    segments: int
+    dim: int | None
+    model_id: str | None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class StoreError(RuntimeError):
+    """A store problem a person can act on (wrong model, missing collection, locked directory)."""
+
+
+class VectorStore(Protocol):
+    """Typed interface of the product's store."""
+
+    def ensure_collection(self, dim: int, model_id: str, bm25_avg_len: float = 16.0) -> None:
+        """Create the collection for vectors of ``dim`` made by ``model_id``, or check it matches.
+
+        ``bm25_avg_len`` (mean document length in tokens) is fixed at creation: BM25 document
+        weights depend on it, so changing it later would mix incompatible weights.
+        """
+
+    def upsert(self, points: Sequence[PointRecord]) -> None: ...
+
+    def delete(self, ids: Sequence[str]) -> None: ...
+
+    def search_dense(
+        self, vector: np.ndarray, limit: int, flt: SearchFilter | None = None
+    ) -> list[Hit]:
+        """Nearest catalog images to ``vector`` (cosine), best first."""
+
+    def search_bm25(self, text: str, limit: int, flt: SearchFilter | None = None) -> list[Hit]:
+        """BM25 over the products' text, best first; empty when no term matches."""
+
+    def retrieve(self, ids: Sequence[str]) -> list[Hit]: ...
+
+    def count(self, flt: SearchFilter | None = None) -> int: ...
+
+    def build_index(self) -> bool:
+        """Build the ANN index after bulk loads; searches stay correct before it is ready."""
+
+    def info(self) -> StoreInfo: ...
+
+    def close(self) -> None: ...

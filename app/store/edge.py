@@ -1,0 +1,236 @@
+"""Embedded store: the real Qdrant engine in-process (qdrant-edge), under ``<data-dir>/qdrant``.
+
+One named dense vector ``image`` (cosine, HNSW after ``build_index``), one sparse vector ``bm25``
+with the IDF modifier (document side term weights from qdrant-edge's own BM25 embedder), and payload
+indexes on ``product_id``, ``category`` (all ancestors of the path) and numeric fields.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import qdrant_edge as qe
+
+from app.store.base import (
+    BM25_VECTOR,
+    IMAGE_VECTOR,
+    Hit,
+    PointRecord,
+    SearchFilter,
+    StoreError,
+    StoreInfo,
+    category_ancestors,
+)
+
+log = logging.getLogger(__name__)
+
+META_FILE = "snapshop.json"
+SHARD_DIR = "shard"
+META_FORMAT = 1
+DEFAULT_BM25_AVG_LEN = 16.0  # product texts are short; 256 (the engine default) suits articles
+
+KEYWORD_FIELDS = ("product_id", "category")
+INTEGER_FIELDS = ("year",)
+FLOAT_FIELDS = ("price",)
+
+
+class EdgeStore:
+    """``VectorStore`` backed by one qdrant-edge shard (one process per directory)."""
+
+    backend = "qdrant-edge"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._shard_dir = root / SHARD_DIR
+        self._meta_path = root / META_FILE
+        self._meta: dict[str, Any] | None = None
+        self._shard: qe.EdgeShard | None = None
+        self._bm25: qe.Bm25 | None = None
+        # The engine is thread-safe for reads; writes are serialised so a batch lands as a unit.
+        self._write_lock = threading.Lock()
+        if self._meta_path.exists():
+            self._meta = json.loads(self._meta_path.read_text())
+            self._open(create=False)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def _open(self, create: bool) -> None:
+        assert self._meta is not None
+        try:
+            if create:
+                self._shard = qe.EdgeShard.create(str(self._shard_dir), self._config())
+                for name in KEYWORD_FIELDS:
+                    self._index(name, qe.PayloadSchemaType.Keyword)
+                for name in INTEGER_FIELDS:
+                    self._index(name, qe.PayloadSchemaType.Integer)
+                for name in FLOAT_FIELDS:
+                    self._index(name, qe.PayloadSchemaType.Float)
+            else:
+                self._shard = qe.EdgeShard.load(str(self._shard_dir))
+        except Exception as exc:  # the binding raises bare Exception
+            if "WouldBlock" in str(exc):
+                raise StoreError(
+                    f"the store at {self.root} is open in another snapshop process "
+                    "(an embedded shard allows one process); stop it or use another --data-dir"
+                ) from exc
+            raise StoreError(f"cannot open the store at {self.root}: {exc}") from exc
+        self._bm25 = qe.Bm25(qe.Bm25Config(avg_len=float(self._meta["bm25_avg_len"])))
+
+    def _config(self) -> qe.EdgeConfig:
+        assert self._meta is not None
+        return qe.EdgeConfig(
+            vectors={
+                IMAGE_VECTOR: qe.EdgeVectorParams(
+                    size=int(self._meta["dim"]), distance=qe.Distance.Cosine
+                )
+            },
+            sparse_vectors={BM25_VECTOR: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+        )
+
+    def _index(self, name: str, schema: qe.PayloadSchemaType) -> None:
+        assert self._shard is not None
+        self._shard.update(qe.UpdateOperation.create_field_index(name, schema))
+
+    def ensure_collection(
+        self, dim: int, model_id: str, bm25_avg_len: float = DEFAULT_BM25_AVG_LEN
+    ) -> None:
+        if self._meta is not None:
+            if self._meta["dim"] != dim or self._meta["model_id"] != model_id:
+                raise StoreError(
+                    f"the store at {self.root} holds vectors of model {self._meta['model_id']} "
+                    f"(dim {self._meta['dim']}), not {model_id} (dim {dim}); "
+                    "ingest into a fresh --data-dir or delete that folder"
+                )
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._meta = {
+            "format": META_FORMAT,
+            "dim": dim,
+            "model_id": model_id,
+            "bm25_avg_len": bm25_avg_len,
+        }
+        self._open(create=True)
+        # Written after the shard exists, so a crash in between leaves no meta pointing at nothing.
+        self._meta_path.write_text(json.dumps(self._meta, indent=2))
+
+    @property
+    def ready(self) -> bool:
+        return self._shard is not None
+
+    def _require(self) -> qe.EdgeShard:
+        if self._shard is None:
+            raise StoreError(
+                f"the store at {self.root} is empty: run `snapshop ingest CATALOG_DIR` first"
+            )
+        return self._shard
+
+    def close(self) -> None:
+        if self._shard is not None:
+            self._shard.flush()
+            self._shard.close()
+            self._shard = None
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def upsert(self, points: Sequence[PointRecord]) -> None:
+        shard = self._require()
+        assert self._bm25 is not None
+        qpoints = [
+            qe.Point(
+                p.id,
+                {
+                    IMAGE_VECTOR: np.asarray(p.image_vector, dtype=np.float32).tolist(),
+                    BM25_VECTOR: self._bm25.embed_document(p.text),
+                },
+                p.payload,
+            )
+            for p in points
+        ]
+        with self._write_lock:
+            shard.update(qe.UpdateOperation.upsert_points(qpoints))
+
+    def delete(self, ids: Sequence[str]) -> None:
+        shard = self._require()
+        with self._write_lock:
+            shard.update(qe.UpdateOperation.delete_points(list(ids)))
+
+    def flush(self) -> None:
+        self._require().flush()
+
+    def build_index(self) -> bool:
+        with self._write_lock:
+            return bool(self._require().optimize())
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _filter(flt: SearchFilter | None) -> qe.Filter | None:
+        if flt is None or flt.empty:
+            return None
+        must: list[Any] = []
+        if flt.category:
+            ancestors = category_ancestors(flt.category)
+            must.append(qe.FieldCondition("category", match=qe.MatchValue(ancestors[-1])))
+        return qe.Filter(must=must)
+
+    @staticmethod
+    def _hits(points: Sequence[qe.ScoredPoint]) -> list[Hit]:
+        return [
+            Hit(id=str(p.id), score=float(p.score), payload=dict(p.payload or {})) for p in points
+        ]
+
+    def search_dense(
+        self, vector: np.ndarray, limit: int, flt: SearchFilter | None = None
+    ) -> list[Hit]:
+        shard = self._require()
+        query = qe.Query.Nearest(np.asarray(vector, dtype=np.float32).tolist(), using=IMAGE_VECTOR)
+        req = qe.QueryRequest(
+            limit=limit, query=query, filter=self._filter(flt), with_payload=True, with_vector=False
+        )
+        return self._hits(shard.query(req))
+
+    def search_bm25(self, text: str, limit: int, flt: SearchFilter | None = None) -> list[Hit]:
+        shard = self._require()
+        assert self._bm25 is not None
+        sparse = self._bm25.embed_query(text)
+        if not sparse.indices:  # only stopwords or punctuation: nothing can match
+            return []
+        req = qe.QueryRequest(
+            limit=limit,
+            query=qe.Query.Nearest(sparse, using=BM25_VECTOR),
+            filter=self._filter(flt),
+            with_payload=True,
+            with_vector=False,
+        )
+        return self._hits(shard.query(req))
+
+    def retrieve(self, ids: Sequence[str]) -> list[Hit]:
+        shard = self._require()
+        records = shard.retrieve(list(ids), with_payload=True, with_vector=False)
+        return [Hit(id=str(r.id), score=0.0, payload=dict(r.payload or {})) for r in records]
+
+    def count(self, flt: SearchFilter | None = None) -> int:
+        if self._shard is None:
+            return 0
+        return int(self._shard.count(qe.CountRequest(filter=self._filter(flt), exact=True)))
+
+    def info(self) -> StoreInfo:
+        meta = self._meta or {}
+        if self._shard is None:
+            return StoreInfo(self.backend, 0, 0, 0, None, None)
+        shard_info = self._shard.info()
+        return StoreInfo(
+            backend=self.backend,
+            points=int(shard_info.points_count),
+            indexed_vectors=int(shard_info.indexed_vectors_count),
+            segments=int(shard_info.segments_count),
+            dim=meta.get("dim"),
+            model_id=meta.get("model_id"),
+            extra={"path": str(self.root), "bm25_avg_len": meta.get("bm25_avg_len")},
+        )

@@ -1,0 +1,1 @@
+"""Catalog → vectors: read a shop's catalog, embed its images, write them to the store."""

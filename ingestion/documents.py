@@ -1,0 +1,36 @@
+"""What the store keeps for a catalog image: its payload and the text the BM25 leg indexes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from app.store import category_ancestors
+from ingestion.catalog import Product
+
+
+def product_text(product: Product) -> str:
+    """Text the keyword leg matches: title, category path, attributes and description."""
+    parts = [product.title, product.category.replace("/", " ")]
+    parts += [v for k, v in product.attributes.items() if k != "year"]
+    if product.description:
+        parts.append(product.description)
+    return " ".join(p for p in parts if p)
+
+
+def image_payload(product: Product, image_file: str, image_path: Path) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "product_id": product.product_id,
+        "title": product.title,
+        "category": category_ancestors(product.category),
+        "category_path": product.category,
+        "description": product.description,
+        "image_file": image_file,
+        "image_path": str(image_path.resolve()),
+        "images": list(product.image_files),
+        **{k: v for k, v in product.attributes.items() if k != "year"},
+    }
+    year = product.attributes.get("year", "")
+    if year.isdigit():  # numeric so that range filters and the integer index work
+        payload["year"] = int(year)
+    return payload

@@ -1,0 +1,5 @@
+"""Fusion and evaluation maths: pure functions over plain sequences, no I/O, no engine types."""
+
+from reranker.rrf import rrf
+
+__all__ = ["rrf"]

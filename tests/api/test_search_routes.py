@@ -1,0 +1,105 @@
+"""Contract of /v1/search and /healthz, in-process (TestClient runs the real app and store)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from app.api.main import create_app
+from app.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def client(ingested_dir: Path, tiny_bundle: Path) -> Iterator[TestClient]:
+    settings = Settings(data_dir=ingested_dir, model=tiny_bundle, max_upload_mb=0.05, max_k=50)
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+def _png(size: tuple[int, int] = (40, 30), mode: str = "RGB") -> bytes:
+    buf = io.BytesIO()
+    Image.new(mode, size, color=120 if mode == "L" else (200, 30, 30)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_json_multipart_and_get_agree(client: TestClient) -> None:
+    a = client.post("/v1/search", json={"q": "watch", "k": 5}).json()
+    b = client.post("/v1/search", data={"q": "watch", "k": "5"}).json()
+    c = client.get("/v1/search", params={"q": "watch", "k": 5}).json()
+    ids = [r["product_id"] for r in a["results"]]
+    assert len(ids) == 5
+    assert ids == [r["product_id"] for r in b["results"]] == [r["product_id"] for r in c["results"]]
+    result = a["results"][0]
+    assert set(result) == {"product_id", "title", "category", "score", "image", "ranks"}
+    assert result["score"] > 0
+
+
+def test_image_and_text_together_use_three_legs(client: TestClient) -> None:
+    resp = client.post(
+        "/v1/search", files={"image": ("q.png", _png(), "image/png")}, data={"q": "red"}
+    )
+    assert resp.status_code == 200
+    assert resp.json()["legs"] == ["image", "text_image", "bm25"]
+
+
+def test_greyscale_and_alpha_images_are_accepted(client: TestClient) -> None:
+    for mode in ("L", "RGBA", "P"):
+        resp = client.post("/v1/search", files={"image": ("q.png", _png(mode=mode), "image/png")})
+        assert resp.status_code == 200, (mode, resp.text)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status", "reason"),
+    [
+        ({"json": {}}, 422, "give a text query (q), an image, or both"),
+        ({"json": {"q": "   "}}, 422, "give a text query"),
+        ({"json": {"q": "x", "k": 0}}, 422, "k: Input should be greater than or equal to 1"),
+        ({"json": {"q": "x", "k": 51}}, 422, "k must be between 1 and 50"),
+        ({"json": {"q": "x", "k": "many"}}, 422, "k: Input should be a valid integer"),
+        ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 422, "JSON"),
+        ({"data": {"q": "x", "k": "many"}}, 422, "k: Input should be a valid integer"),
+        ({"files": {"image": ("e.jpg", b"", "image/jpeg")}}, 422, "the uploaded file is empty"),
+        (
+            {"files": {"image": ("x.jpg", b"GIF89a-nope", "image/jpeg")}},
+            422,
+            "could not be decoded",
+        ),
+        (
+            {"files": {"image": ("big.bin", b"\0" * 60_000, "image/png")}},
+            413,
+            "larger than 0.05 MB",
+        ),
+        ({"content": b"q=x", "headers": {"content-type": "text/plain"}}, 415, "application/json"),
+    ],
+)
+def test_bad_posts_get_a_status_and_a_reason(
+    client: TestClient, kwargs: dict, status: int, reason: str
+) -> None:
+    resp = client.post("/v1/search", **kwargs)
+    assert resp.status_code == status, resp.text
+    assert reason in resp.json()["detail"]
+
+
+def test_get_without_q_is_422(client: TestClient) -> None:
+    resp = client.get("/v1/search")
+    assert resp.status_code == 422
+    assert resp.json()["detail"][0]["loc"] == ["query", "q"]
+
+
+def test_unknown_category_returns_no_results_not_an_error(client: TestClient) -> None:
+    resp = client.get("/v1/search", params={"q": "shirt", "category": "Furniture/Chairs"})
+    assert resp.status_code == 200
+    assert resp.json()["results"] == []
+
+
+def test_healthz(client: TestClient, tiny_bundle: Path) -> None:
+    body = client.get("/healthz").json()
+    assert body["status"] == "ok"
+    assert body["provider"] == "CPUExecutionProvider"
+    assert body["store"]["points"] == 50
+    assert body["store"]["backend"] == "qdrant-edge"

@@ -1,0 +1,91 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# The dev catalog lives beside the repository, in the shared checkout folder.
+CATALOG_DIR = REPO_ROOT.parent / "shared" / "catalog"
+
+
+@pytest.fixture(scope="session")
+def catalog_dir() -> Path:
+    """The dev catalog (products.csv + images/); tests need it, so missing is a failure."""
+    if not (CATALOG_DIR / "images").is_dir():
+        pytest.fail(
+            f"dev catalog not found at {CATALOG_DIR} (expected {CATALOG_DIR / 'images'}); "
+            "the tests need the shared catalog checked out beside the repository",
+            pytrace=False,
+        )
+    return CATALOG_DIR
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory: pytest.TempPathFactory, catalog_dir: Path) -> Path:
+    """A real bundle of the tiny random-weight architecture, exported once per session."""
+    from app.embedding.export import export_bundle
+
+    images = sorted((catalog_dir / "images").glob("*.jpg"))[:3]
+    out = tmp_path_factory.mktemp("tiny_bundle") / "bundle"
+    export_bundle("snapshop-tiny", "none", out, parity_images=images)
+    return out
+
+
+@pytest.fixture(scope="session")
+def mini_catalog(tmp_path_factory: pytest.TempPathFactory, catalog_dir: Path) -> Path:
+    """50 real products (40 fashion + 10 grocery, spread over the file) in the catalog format.
+
+    Images are symlinked, so nothing of the shared catalog is copied.
+    """
+    import csv
+
+    with (catalog_dir / "products.csv").open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        fields = list(reader.fieldnames or [])
+        rows = list(reader)
+    fashion = [r for r in rows if r["product_id"].startswith("fashion_")]
+    grocery = [r for r in rows if r["product_id"].startswith("grocery_")]
+    picked = fashion[:: len(fashion) // 40][:40] + grocery[:: len(grocery) // 10][:10]
+    root = tmp_path_factory.mktemp("mini_catalog")
+    (root / "images").mkdir()
+    with (root / "products.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(picked)
+    for row in picked:
+        for name in row["image_files"].split(";"):
+            (root / "images" / name).symlink_to(catalog_dir / "images" / name)
+    return root
+
+
+@pytest.fixture(scope="session")
+def ingest_run(
+    tmp_path_factory: pytest.TempPathFactory, mini_catalog: Path, tiny_bundle: Path
+) -> tuple[Path, str]:
+    """The mini catalog ingested by the real CLI into a fresh data dir: (data dir, stdout)."""
+    import subprocess
+
+    from tests.helpers import snapshop_cmd
+
+    data_dir = tmp_path_factory.mktemp("data")
+    proc = subprocess.run(
+        [*snapshop_cmd(data_dir, tiny_bundle), "ingest", str(mini_catalog)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return data_dir, proc.stdout
+
+
+@pytest.fixture(scope="session")
+def ingested_dir(ingest_run: tuple[Path, str]) -> Path:
+    return ingest_run[0]
+
+
+@pytest.fixture(scope="session")
+def ingest_output(ingest_run: tuple[Path, str]) -> str:
+    return ingest_run[1]

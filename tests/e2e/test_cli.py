@@ -1,0 +1,72 @@
+"""The CLI runs the same search service as the API, and never imports torch to do it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from app.api.main import create_app
+from app.settings import Settings
+from tests.helpers import snapshop_cmd
+
+
+def _cli_json(data_dir: Path, bundle: Path, *args: str) -> dict:
+    proc = subprocess.run(
+        [*snapshop_cmd(data_dir, bundle), "search", *args, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_cli_and_api_return_the_same_results(
+    ingested_dir: Path, tiny_bundle: Path, mini_catalog: Path
+) -> None:
+    image = next((mini_catalog / "images").iterdir())
+    cli_text = _cli_json(ingested_dir, tiny_bundle, "--text", "black shirt", "--k", "7")
+    cli_image = _cli_json(ingested_dir, tiny_bundle, "--image", str(image), "--k", "7")
+    app = create_app(Settings(data_dir=ingested_dir, model=tiny_bundle))
+    with TestClient(app) as client:
+        api_text = client.post("/v1/search", json={"q": "black shirt", "k": 7}).json()
+        api_image = client.post(
+            "/v1/search", files={"image": ("q.jpg", image.read_bytes())}, data={"k": "7"}
+        ).json()
+    for cli, api in ((cli_text, api_text), (cli_image, api_image)):
+        assert set(cli) == set(api) == {"results", "timings_ms", "model", "legs"}
+        assert [r["product_id"] for r in cli["results"]] == [
+            r["product_id"] for r in api["results"]
+        ]
+        assert [r["score"] for r in cli["results"]] == [r["score"] for r in api["results"]]
+        assert len(cli["results"]) == 7
+
+
+def test_search_path_never_imports_torch(ingested_dir: Path, tiny_bundle: Path) -> None:
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from fastapi.testclient import TestClient
+        from app.api.main import create_app
+        from app.cli import app as cli
+        from app.settings import Settings
+
+        cli(["--data-dir", {str(ingested_dir)!r}, "--model", {str(tiny_bundle)!r},
+             "search", "--text", "shirt", "--json"], standalone_mode=False)
+        api = create_app(Settings(data_dir={str(ingested_dir)!r}, model={str(tiny_bundle)!r}))
+        with TestClient(api) as client:
+            assert client.get("/v1/search", params={{"q": "shirt"}}).status_code == 200
+        loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "open_clip"))
+        print("LOADED", loaded)
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "LOADED []" in proc.stdout, proc.stdout[-2000:]

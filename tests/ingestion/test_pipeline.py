@@ -1,0 +1,60 @@
+"""Ingest a small generated catalog (with broken images) through the real model and store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PIL import Image
+
+from app.embedding import Encoder
+from app.embedding.preprocess import load_image
+from app.store import EdgeStore, SearchFilter
+from ingestion.pipeline import ingest_catalog
+
+
+def _catalog(root: Path) -> Path:
+    (root / "images").mkdir(parents=True)
+    colours = {"r": (220, 20, 20), "g": (20, 200, 20), "b": (20, 20, 220)}
+    for name, rgb in colours.items():
+        Image.new("RGB", (60, 80), rgb).save(root / "images" / f"{name}.jpg")
+    Image.new("RGB", (50, 50), (200, 200, 0)).save(root / "images" / "y.png")
+    (root / "images" / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    (root / "products.csv").write_text(
+        "product_id,title,category,image_files\n"
+        "red,Red Shirt,Apparel/Topwear/Shirts,r.jpg\n"
+        "green,Green Apple,Grocery/Fruit/Apple,g.jpg;missing.jpg\n"
+        "blue,Blue Jeans,Apparel/Bottomwear/Jeans,b.jpg;y.png\n"
+        "broken,Broken Product,Apparel/Topwear/Shirts,broken.jpg\n"
+        "gone,Gone Product,Apparel,nowhere.jpg\n"
+        ",No Id,Apparel,r.jpg\n"
+    )
+    return root
+
+
+def test_ingest_counts_points_rejects_and_payloads(tmp_path: Path, tiny_bundle: Path) -> None:
+    catalog = _catalog(tmp_path / "cat")
+    encoder = Encoder(tiny_bundle, device="cpu")
+    store = EdgeStore(tmp_path / "qdrant")
+    seen: list[int] = []
+    try:
+        report = ingest_catalog(catalog, store, encoder, batch_size=2, progress=seen.append)
+        assert report.summary() == "ingested 3 products, 4 images, 4 rejected"
+        assert sum(seen) == 7  # every listed image was accounted for in the progress bar
+        reasons = sorted((r.product_id, r.reason.split(":")[0]) for r in report.rejects)
+        assert reasons == [
+            ("", "missing product_id"),
+            ("broken", "unreadable image"),
+            ("gone", "image file not found"),
+            ("green", "image file not found"),
+        ]
+        assert store.count() == 4
+        assert store.count(SearchFilter(category="Apparel")) == 3
+        # The blue product's two images are two points carrying the same product payload.
+        hits = store.search_bm25("jeans", 10)
+        assert sorted(h.payload["image_file"] for h in hits) == ["b.jpg", "y.png"]
+        assert {h.payload["product_id"] for h in hits} == {"blue"}
+        # Each image is its own nearest neighbour.
+        red_vec = encoder.encode_images([load_image(catalog / "images" / "r.jpg")])[0]
+        assert store.search_dense(red_vec, 1)[0].payload["image_file"] == "r.jpg"
+    finally:
+        store.close()

@@ -1,0 +1,137 @@
+"""The embedded qdrant-edge backend, exercised for real on small random vectors."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.store import (
+    EdgeStore,
+    PointRecord,
+    SearchFilter,
+    StoreError,
+    category_ancestors,
+    point_id,
+)
+
+DIM = 8
+
+
+def _records(n: int, seed: int = 0) -> list[PointRecord]:
+    rng = np.random.default_rng(seed)
+    cats = ["Apparel/Topwear/Shirts", "Apparel/Bottomwear/Jeans", "Grocery/Fruit/Apple"]
+    words = ["shirt cotton", "denim jeans", "red apple"]
+    out = []
+    for i in range(n):
+        c = i % 3
+        out.append(
+            PointRecord(
+                id=point_id(f"p{i}", f"p{i}.jpg"),
+                image_vector=rng.normal(size=DIM).astype(np.float32),
+                text=f"{words[c]} item{i}",
+                payload={
+                    "product_id": f"p{i}",
+                    "title": f"{words[c]} {i}",
+                    "category": category_ancestors(cats[c]),
+                    "category_path": cats[c],
+                    "year": 2000 + i,
+                },
+            )
+        )
+    return out
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> EdgeStore:
+    s = EdgeStore(tmp_path / "qdrant")
+    s.ensure_collection(DIM, "test-model")
+    s.upsert(_records(30))
+    yield s
+    s.close()
+
+
+def test_point_ids_are_stable_uuid5() -> None:
+    assert point_id("p1", "a.jpg") == point_id("p1", "a.jpg")
+    assert point_id("p1", "a.jpg") != point_id("p1", "b.jpg")
+    assert len(point_id("p1", "a.jpg")) == 36
+
+
+def test_category_ancestors_cover_every_prefix() -> None:
+    assert category_ancestors(" Apparel/Topwear/ Shirts/") == [
+        "apparel",
+        "apparel/topwear",
+        "apparel/topwear/shirts",
+    ]
+    assert category_ancestors("") == []
+
+
+def test_a_vector_finds_its_own_point_first(store: EdgeStore) -> None:
+    recs = _records(30)
+    for rec in recs[:5]:
+        hits = store.search_dense(rec.image_vector, 3)
+        assert hits[0].id == rec.id
+        assert hits[0].score == pytest.approx(1.0, abs=1e-5)
+        assert hits[0].payload["product_id"] == rec.payload["product_id"]
+
+
+def test_category_prefix_filter_matches_descendants_only(store: EdgeStore) -> None:
+    probe = np.ones(DIM, dtype=np.float32)
+    hits = store.search_dense(probe, 30, SearchFilter(category="apparel"))
+    assert len(hits) == 20
+    assert all(h.payload["category_path"].startswith("Apparel/") for h in hits)
+    hits = store.search_dense(probe, 30, SearchFilter(category="Apparel/Topwear"))
+    assert {h.payload["category_path"] for h in hits} == {"Apparel/Topwear/Shirts"}
+    assert store.search_dense(probe, 30, SearchFilter(category="Apparel/Top")) == []
+    assert store.count(SearchFilter(category="grocery")) == 10
+
+
+def test_bm25_ranks_matching_text_and_respects_filters(store: EdgeStore) -> None:
+    hits = store.search_bm25("denim", 50)
+    assert len(hits) == 10
+    assert all("denim" in h.payload["title"] for h in hits)
+    # A rare term outranks a common one: item7 appears once, "denim" in ten points.
+    assert store.search_bm25("denim item7", 5)[0].payload["product_id"] == "p7"
+    assert store.search_bm25("apple", 50, SearchFilter(category="Apparel")) == []
+    assert store.search_bm25("the of and", 5) == []
+
+
+def test_upsert_replaces_and_delete_removes(store: EdgeStore) -> None:
+    rec = _records(1)[0]
+    store.upsert(
+        [PointRecord(rec.id, rec.image_vector, "new words", {**rec.payload, "title": "x"})]
+    )
+    assert store.count() == 30
+    assert store.retrieve([rec.id])[0].payload["title"] == "x"
+    store.delete([rec.id])
+    assert store.count() == 29
+    assert store.retrieve([rec.id]) == []
+
+
+def test_data_survives_reopen_and_index_build(tmp_path: Path) -> None:
+    s = EdgeStore(tmp_path / "q")
+    s.ensure_collection(DIM, "m1")
+    s.upsert(_records(12))
+    s.build_index()
+    s.close()
+    again = EdgeStore(tmp_path / "q")
+    try:
+        assert again.count() == 12
+        info = again.info()
+        assert (info.points, info.dim, info.model_id) == (12, DIM, "m1")
+        assert again.search_dense(_records(12)[3].image_vector, 1)[0].payload["product_id"] == "p3"
+    finally:
+        again.close()
+
+
+def test_wrong_model_or_second_process_is_a_clear_error(store: EdgeStore, tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="holds vectors of model test-model"):
+        store.ensure_collection(DIM, "another-model")
+    with pytest.raises(StoreError, match="open in another snapshop process"):
+        EdgeStore(tmp_path / "qdrant")
+
+
+def test_an_empty_store_says_how_to_fill_it(tmp_path: Path) -> None:
+    empty = EdgeStore(tmp_path / "none")
+    assert empty.count() == 0
+    with pytest.raises(StoreError, match="snapshop ingest"):
+        empty.search_dense(np.ones(DIM, dtype=np.float32), 3)

@@ -7,12 +7,13 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 # The dev catalog sits beside the repo; any folder with products.csv + images/ works.
 CATALOG ?= $(if $(wildcard ../shared/catalog/products.csv),../shared/catalog,)
-# Until a trained default model exists, the demo exports a random-init ViT-B-32 (see README).
-DEMO_ARCH ?= ViT-B-32
-MODEL ?= $(DATA_DIR)/models/default
-SNAPSHOP := SNAPSHOP_DATA_DIR=$(DATA_DIR) SNAPSHOP_MODEL=$(MODEL) $(BIN)/snapshop
+# Unset: `snapshop model ensure` trains (once, then cached) the default model on the catalog,
+# with the catalog's shopper photos as extra pairs when it has them.
+MODEL ?=
+EXTRA_PAIRS ?= $(if $(CATALOG),$(wildcard $(CATALOG)/dev_queries/image_queries.csv),)
+SNAPSHOP := SNAPSHOP_DATA_DIR=$(DATA_DIR) $(if $(MODEL),SNAPSHOP_MODEL=$(MODEL) )$(BIN)/snapshop
 
-.PHONY: install lint typecheck test demo model ingest serve clean
+.PHONY: install lint typecheck test demo catalog model ingest serve clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,16 +35,18 @@ typecheck: install
 test: lint typecheck
 	$(BIN)/pytest -q
 
-model: install
-	@if [ -f "$(MODEL)/manifest.json" ]; then echo "model bundle: $(MODEL)"; else \
-	  $(BIN)/snapshop model export --arch $(DEMO_ARCH) --pretrained none --out $(MODEL) \
-	    $(if $(CATALOG),--parity-images $(CATALOG)/images,); fi
-
-ingest: model
+catalog:
 	@if [ -z "$(CATALOG)" ]; then \
 	  echo "make demo: no catalog found at ../shared/catalog;" \
 	       "run: make demo CATALOG=/path/to/catalog  (a folder with products.csv and images/)"; \
 	  exit 2; fi
+
+model: install catalog
+	@if [ -n "$(MODEL)" ]; then echo "model bundle: $(MODEL)"; else \
+	  $(SNAPSHOP) model ensure --catalog $(CATALOG) \
+	    $(if $(EXTRA_PAIRS),--extra-pairs $(EXTRA_PAIRS),); fi
+
+ingest: model
 	$(SNAPSHOP) ingest $(CATALOG)
 
 serve: install

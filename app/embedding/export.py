@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,7 +37,7 @@ from app.embedding.bundle import (
     write_bundle_manifest,
 )
 from app.embedding.preprocess import ImageError, load_image, preprocess_images
-from app.embedding.tokenizer import ClipTokenizer, build_clip_tokenizer_json
+from app.embedding.tokenizer import TextTokenizer, build_clip_tokenizer_json, load_tokenizer
 
 if TYPE_CHECKING:
     import torch
@@ -76,6 +76,33 @@ class _Weights:
     tag: str | None
     preprocess: dict[str, Any]  # preprocessing implied by the pretrained tag
     quick_gelu: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportSpec:
+    """A built torch dual encoder plus everything inference needs to reproduce it.
+
+    ``model`` has ``encode_image(pixels)`` and ``encode_text(ids)`` (un-normalised outputs).
+    ``write_tokenizer(path)`` writes ``tokenizer.json`` and returns the manifest entry;
+    ``reference_ids(texts)`` gives the id rows the torch text tower was trained with, so the
+    parity check also proves our tokenizer reproduces them.
+    """
+
+    model: Any
+    arch: str
+    pretrained: str
+    weights_source: str
+    image_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    resize: str
+    interpolation: str
+    context_length: int
+    vocab_size: int
+    start_end_ids: tuple[int, int]
+    write_tokenizer: Callable[[Path], dict[str, Any]]
+    reference_ids: Callable[[Sequence[str]], np.ndarray]
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def _import_open_clip() -> tuple[Any, Any]:
@@ -424,32 +451,85 @@ def export_bundle(
             "only 'shortest' with bicubic/bilinear is implemented at inference"
         )
     context_length = int(model.context_length)
-    vocab_size = int(model.vocab_size)
 
+    def reference_ids(texts: Sequence[str]) -> np.ndarray:
+        ids: np.ndarray = open_clip.get_tokenizer(arch)(list(texts)).numpy().astype(np.int64)
+        return ids
+
+    def write_tokenizer(path: Path) -> dict[str, Any]:
+        cfg = build_clip_tokenizer_json(path)
+        if cfg["vocab_size"] != int(model.vocab_size):
+            raise ExportError(
+                f"{arch} has a text vocabulary of {model.vocab_size}, not the CLIP BPE "
+                f"vocabulary ({cfg['vocab_size']}); its tokenizer is not supported"
+            )
+        return cfg
+
+    spec = ExportSpec(
+        model=model,
+        arch=arch,
+        pretrained=weights.label,
+        weights_source=weights.source,
+        image_size=image_size,
+        mean=_triple(cfg["mean"]),
+        std=_triple(cfg["std"]),
+        resize=resize,
+        interpolation=interpolation,
+        context_length=context_length,
+        vocab_size=int(model.vocab_size),
+        start_end_ids=(49406, 49407),  # <start_of_text>, <end_of_text> in CLIP's vocabulary
+        write_tokenizer=write_tokenizer,
+        reference_ids=reference_ids,
+        extra={"quick_gelu": weights.quick_gelu, "pretrained_tag": weights.tag},
+    )
+    return export_spec(
+        spec,
+        out,
+        parity_images,
+        opset=opset,
+        overwrite=overwrite,
+        exporter=exporter,
+        started=started,
+    )
+
+
+def export_spec(
+    spec: ExportSpec,
+    out: Path,
+    parity_images: Sequence[Path] = (),
+    opset: int | None = None,
+    *,
+    overwrite: bool = False,
+    exporter: str = "auto",
+    started: float | None = None,
+) -> Manifest:
+    """Write ``spec``'s towers as a verified bundle at ``out`` (see module doc)."""
+    if exporter not in EXPORTERS:
+        raise ExportError(f"unknown exporter {exporter!r}; use one of {', '.join(EXPORTERS)}")
+    started = time.perf_counter() if started is None else started
+    out = Path(out)
+    _check_out_dir(out, overwrite)
+    open_clip, torch = _import_open_clip()
+    model = spec.model
+    model.eval()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:
-        tokenizer_cfg = build_clip_tokenizer_json(tmp / TOKENIZER_FILE)
-        if tokenizer_cfg["vocab_size"] != vocab_size:
-            raise ExportError(
-                f"{arch} has a text vocabulary of {vocab_size}, not the CLIP BPE vocabulary "
-                f"({tokenizer_cfg['vocab_size']}); its tokenizer is not supported"
-            )
-        tokenizer = ClipTokenizer(tmp / TOKENIZER_FILE, context_length)
+        tokenizer_cfg = spec.write_tokenizer(tmp / TOKENIZER_FILE)
+        tokenizer = load_tokenizer(tmp, tokenizer_cfg, spec.context_length)
 
         param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
         external = param_bytes > _EXTERNAL_DATA_BYTES
         exporters = {}
         examples = {
-            "image": torch.randn(TRACE_BATCH, 3, image_size, image_size),
+            "image": torch.randn(TRACE_BATCH, 3, spec.image_size, spec.image_size),
             "text": torch.from_numpy(
                 _random_token_ids(
                     np.random.default_rng(1),
                     TRACE_BATCH,
-                    context_length,
-                    vocab_size,
-                    tokenizer.sot_id,
-                    tokenizer.eot_id,
+                    spec.context_length,
+                    spec.vocab_size,
+                    *spec.start_end_ids,
                 )
             ),
         }
@@ -475,37 +555,36 @@ def export_bundle(
         draft = Manifest(
             format_version=FORMAT_VERSION,
             model_id="",
-            arch=arch,
-            pretrained=weights.label,
+            arch=spec.arch,
+            pretrained=spec.pretrained,
             embed_dim=0,
-            image_size=image_size,
-            mean=_triple(cfg["mean"]),
-            std=_triple(cfg["std"]),
-            resize=resize,
-            interpolation=interpolation,
-            context_length=context_length,
+            image_size=spec.image_size,
+            mean=spec.mean,
+            std=spec.std,
+            resize=spec.resize,
+            interpolation=spec.interpolation,
+            context_length=spec.context_length,
             tokenizer=tokenizer_cfg,
-            weights_source=weights.source,
+            weights_source=spec.weights_source,
             files={},
             parity={},
             created_at="",
         )
         parity, embed_dim = _check_parity(
-            open_clip, torch, model, arch, tmp, draft, tokenizer, parity_images, vocab_size
+            open_clip, torch, spec, tmp, draft, tokenizer, parity_images
         )
         image_sha = sha256_file(tmp / IMAGE_MODEL_FILE)
         manifest = dataclasses.replace(
             draft,
-            model_id=f"{arch}:{weights.label}:{image_sha[:12]}",
+            model_id=f"{spec.arch}:{spec.pretrained}:{image_sha[:12]}",
             embed_dim=embed_dim,
             parity=parity,
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
             extra={
+                **spec.extra,
                 "exporter": exporters,
                 "opset": _opset_of(tmp / IMAGE_MODEL_FILE),
                 "trace_batch": TRACE_BATCH,
-                "quick_gelu": weights.quick_gelu,
-                "pretrained_tag": weights.tag,
                 "parity_images": [Path(p).name for p in parity_images],
                 "parity_threshold": PARITY_MIN_COSINE,
                 "versions": _versions(),
@@ -524,15 +603,14 @@ def export_bundle(
 def _check_parity(
     open_clip: Any,
     torch: Any,
-    model: Any,
-    arch: str,
+    spec: ExportSpec,
     bundle: Path,
     draft: Manifest,
-    tokenizer: ClipTokenizer,
+    tokenizer: TextTokenizer,
     parity_images: Sequence[Path],
-    vocab_size: int,
 ) -> tuple[dict[str, float], int]:
     """Run torch and ONNX Runtime side by side; raise ExportError below the threshold."""
+    model = spec.model
     parity = _Parity(torch, model, bundle)
     rng = np.random.default_rng(0)
     size = draft.image_size
@@ -540,13 +618,12 @@ def _check_parity(
         pixels = rng.standard_normal((batch, 3, size, size)).astype(np.float32)
         parity.compare("image_random", "image", pixels, pixels)
         ids = _random_token_ids(
-            rng, batch, draft.context_length, vocab_size, tokenizer.sot_id, tokenizer.eot_id
+            rng, batch, draft.context_length, spec.vocab_size, *spec.start_end_ids
         )
         parity.compare("text_random", "text", ids, ids)
 
-    # Real strings: our tokenizer must give open_clip's ids exactly.
-    ref_tokenizer = open_clip.get_tokenizer(arch)
-    ref_ids = ref_tokenizer(list(PARITY_TEXTS)).numpy().astype(np.int64)
+    # Real strings: our tokenizer must give the training tokenizer's ids exactly.
+    ref_ids = spec.reference_ids(PARITY_TEXTS)
     our_ids = tokenizer.encode_batch(PARITY_TEXTS)
     if ref_ids.shape != our_ids.shape or not np.array_equal(ref_ids, our_ids):
         bad = [
@@ -554,7 +631,7 @@ def _check_parity(
             for t, a, b in zip(PARITY_TEXTS, ref_ids, our_ids, strict=False)
             if not np.array_equal(a, b)
         ]
-        raise ExportError(f"tokenizer mismatch with open_clip's tokenizer for {arch} on {bad!r}")
+        raise ExportError(f"tokenizer mismatch with {spec.arch}'s own tokenizer on {bad!r}")
     parity.compare("text_real", "text", ref_ids, our_ids)
 
     if parity_images:
@@ -582,7 +659,7 @@ def _check_parity(
     failures = parity.failures()
     if failures:
         raise ExportError(
-            f"parity check failed for {arch}: {', '.join(failures)} (need cosine >= "
+            f"parity check failed for {spec.arch}: {', '.join(failures)} (need cosine >= "
             f"{PARITY_MIN_COSINE} per row between ONNX Runtime and torch); the ONNX graphs do "
             "not reproduce the model, so no bundle was written"
         )

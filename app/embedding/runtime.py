@@ -23,7 +23,7 @@ from app.embedding.bundle import (
     load_manifest,
 )
 from app.embedding.preprocess import preprocess_images
-from app.embedding.tokenizer import ClipTokenizer
+from app.embedding.tokenizer import load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ class Encoder:
         self.device = device
         self.threads = threads if threads and threads > 0 else default_threads()
         try:
-            self.tokenizer = ClipTokenizer.from_config(
+            self.tokenizer = load_tokenizer(
                 self.bundle_dir, self.manifest.tokenizer, self.manifest.context_length
             )
         except Exception as exc:  # tokenizers raises plain Exception on bad JSON
@@ -214,8 +214,17 @@ class Encoder:
             )
 
     def _run(self, session: ort.InferenceSession, input_name: str, batch: np.ndarray) -> np.ndarray:
-        (out,) = session.run([EMBEDDINGS_OUTPUT], {input_name: batch})
-        out = np.asarray(out, dtype=np.float32)
+        if self.provider == CUDA:
+            # I/O binding: one host-to-device copy of the batch and one copy of the result
+            # back, instead of ONNX Runtime staging both through its CPU allocator per run.
+            binding = session.io_binding()
+            binding.bind_cpu_input(input_name, np.ascontiguousarray(batch))
+            binding.bind_output(EMBEDDINGS_OUTPUT, "cuda")
+            session.run_with_iobinding(binding)
+            out = np.asarray(binding.copy_outputs_to_cpu()[0], dtype=np.float32)
+        else:
+            (raw,) = session.run([EMBEDDINGS_OUTPUT], {input_name: batch})
+            out = np.asarray(raw, dtype=np.float32)
         if out.shape != (batch.shape[0], self.dim):
             raise BundleError(
                 f"model {self.model_id} returned shape {out.shape}, "

@@ -207,3 +207,54 @@ def build_clip_tokenizer_json(out_path: Path, bpe_path: Path | None = None) -> d
         "eot_id": vocab[EOT_TOKEN],
         "clean": "ftfy-or-nfc+html-unescape+whitespace+lower",
     }
+
+
+class WordPieceTokenizer:
+    """A BERT-family ``tokenizer.json`` (e.g. MiniLM's): [CLS] tokens [SEP], zero padding.
+
+    The text tower derives its attention mask from ``input_ids != pad_id``, so the padded
+    id rows are the whole input, exactly as for the CLIP tokenizer.
+    """
+
+    def __init__(self, tokenizer_json: Path, context_length: int, pad_id: int = 0) -> None:
+        if context_length < 2:
+            raise ValueError("context_length must leave room for [CLS] and [SEP]")
+        self._tok = Tokenizer.from_file(str(tokenizer_json))
+        # The shipped file pads/truncates to its own length; we do both to context_length.
+        self._tok.no_padding()
+        self._tok.no_truncation()
+        self.context_length = context_length
+        self.pad_id = pad_id
+        sep = self._tok.token_to_id("[SEP]")
+        if sep is None:
+            raise ValueError(f"{tokenizer_json}: no [SEP] token")
+        self.sep_id = int(sep)
+
+    def encode_batch(self, texts: Sequence[str]) -> np.ndarray:
+        if isinstance(texts, str):
+            raise TypeError("encode_batch expects a sequence of strings, not one string")
+        out = np.full((len(texts), self.context_length), self.pad_id, dtype=np.int64)
+        for row, text in enumerate(texts):
+            ids = list(self._tok.encode(text).ids)
+            if len(ids) > self.context_length:
+                # Keep [SEP] last, as the Hugging Face tokenizer's truncation does.
+                ids = [*ids[: self.context_length - 1], self.sep_id]
+            out[row, : len(ids)] = ids
+        return out
+
+
+TextTokenizer = ClipTokenizer | WordPieceTokenizer
+
+
+def load_tokenizer(bundle_dir: Path, config: dict[str, Any], context_length: int) -> TextTokenizer:
+    """The tokenizer a manifest's ``tokenizer`` entry describes."""
+    kind = config.get("kind")
+    if kind == "clip-bpe":
+        return ClipTokenizer.from_config(bundle_dir, config, context_length)
+    if kind == "wordpiece":
+        return WordPieceTokenizer(
+            Path(bundle_dir) / str(config.get("file", "tokenizer.json")),
+            context_length,
+            pad_id=int(config.get("pad_id", 0)),
+        )
+    raise ValueError(f"unsupported tokenizer kind {kind!r} (known: clip-bpe, wordpiece)")

@@ -1,0 +1,29 @@
+"""Measured encoder speed (used by ``model info`` and, later, ``snapshop bench``)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from PIL import Image
+
+from app.embedding.runtime import Encoder
+
+
+def image_latency(encoder: Encoder, batch: int, repeats: int = 5) -> float:
+    """Median milliseconds per image for ``batch`` images, preprocessing included.
+
+    Synthetic noise images at the catalog's typical size (170 px) so that resizing costs what
+    it costs in ingest; one warm-up call first, since the first run allocates.
+    """
+    rng = np.random.default_rng(0)
+    images = [
+        Image.fromarray(rng.integers(0, 256, (170, 128, 3), dtype=np.uint8)) for _ in range(batch)
+    ]
+    encoder.encode_images(images)
+    runs = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        encoder.encode_images(images)
+        runs.append((time.perf_counter() - t0) * 1000 / batch)
+    return float(np.median(runs))

@@ -1,0 +1,52 @@
+"""The training recipe: every knob that changes the trained model, hashed for caching."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+TEXT_TOWERS = ("minilm", "clip")
+INITS = ("imagenet", "scratch")
+# Bump when the training code changes what a recipe produces, so cached models are retrained.
+RECIPE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Recipe:
+    text_tower: str = "minilm"
+    image_arch: str = "tf_efficientnet_lite0"
+    init: str = "imagenet"  # "imagenet", "scratch", or a bundle trained by snapshop to continue
+    image_size: int = 160
+    context_length: int = 48
+    embed_dim: int = 384  # MiniLM's width; the image tower projects into it
+    minutes: float = 7.0
+    steps: int | None = None  # fixed step count (deterministic); None = fit the time budget
+    batch_size: int = 64
+    lr: float = 1e-3
+    backbone_lr: float = 2e-4
+    weight_decay: float = 0.05
+    warmup_steps: int = 30
+    frozen_stages: int = 4  # earliest EfficientNet stages kept frozen: generic edges, and speed
+    category_head: bool = True
+    category_weight: float = 0.3
+    photo_repeats: int = 4  # each extra (shopper) photo is seen this many times per epoch
+    clip_text_width: int = 256
+    clip_text_layers: int = 4
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.text_tower not in TEXT_TOWERS:
+            raise ValueError(f"text tower must be one of {', '.join(TEXT_TOWERS)}")
+        if self.minutes <= 0 and self.steps is None:
+            raise ValueError("give a positive time budget or a step count")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"recipe_version": RECIPE_VERSION, **dataclasses.asdict(self)}
+
+    def key(self) -> str:
+        """Stable hash of everything that shapes the model."""
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()

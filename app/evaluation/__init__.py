@@ -1,0 +1,1 @@
+"""Measuring search quality: query sets in the dev-query format, and the metrics over them."""

@@ -47,7 +47,7 @@ model: install catalog
 	    $(if $(EXTRA_PAIRS),--extra-pairs $(EXTRA_PAIRS),); fi
 
 ingest: model
-	$(SNAPSHOP) ingest $(CATALOG)
+	$(SNAPSHOP) ingest --replace-model $(CATALOG)
 
 serve: install
 	$(SNAPSHOP) serve --host $(HOST) --port $(PORT)

@@ -76,14 +76,17 @@ def ingest(
     catalog_dir: Annotated[Path, typer.Argument(help="Folder with products.csv and images/.")],
     batch_size: Annotated[int | None, typer.Option(help="Images per inference batch.")] = None,
     build_index: Annotated[bool, typer.Option(help="Build the HNSW index at the end.")] = True,
+    replace_model: Annotated[
+        bool,
+        typer.Option(help="If the store holds another model's vectors, drop them and re-embed."),
+    ] = False,
 ) -> None:
     """Embed a catalog's images and write them to the store."""
     from app.components import load_encoder, open_store
-    from ingestion.pipeline import count_images, ingest_catalog
+    from ingestion.pipeline import ingest_catalog
 
     cfg = settings()
     with friendly_errors():
-        total = count_images(catalog_dir)
         encoder = load_encoder(cfg)
         store = open_store(cfg)
         try:
@@ -95,9 +98,10 @@ def ingest(
                 TimeRemainingColumn(),
                 console=err,
             ) as bar:
-                task = bar.add_task("embedding", total=total, rate="")
+                task = bar.add_task("embedding", total=None, rate="")
 
-                def advance(n: int) -> None:
+                def advance(n: int, total: int) -> None:
+                    bar.update(task, total=total)
                     bar.advance(task, n)
                     speed = bar.tasks[0].speed
                     bar.update(task, rate=f"{speed:.1f} img/s" if speed else "")
@@ -109,6 +113,7 @@ def ingest(
                     batch_size=batch_size or cfg.batch_size,
                     progress=advance,
                     build_index=build_index,
+                    replace_model=replace_model,
                 )
         finally:
             store.close()
@@ -178,12 +183,12 @@ def serve(
 
     cfg = settings()
     with friendly_errors():
-        # Fail before binding the port when the model or store is not there.
         from app.components import load_encoder
 
-        load_encoder(cfg)
+        # Loaded here so a missing or broken model fails before the port is bound.
+        encoder = load_encoder(cfg)
         uvicorn.run(
-            create_app(cfg),
+            create_app(cfg, encoder),
             host=host or cfg.host,
             port=port or cfg.port,
             log_level="info",
@@ -289,20 +294,23 @@ def _recipe(**values: Any) -> Any:
 def model_train(
     catalog: Annotated[Path, typer.Option(help="Catalog folder (products.csv + images/).")],
     out_dir: Annotated[Path, typer.Option("--out", help="Bundle directory to write.")],
-    minutes: Annotated[float, typer.Option(help="Training time budget.")] = 7.0,
+    minutes: Annotated[
+        float | None, typer.Option(help="Time budget, loading included (default 8).")
+    ] = None,
     steps: Annotated[
         int | None, typer.Option(help="Train exactly this many steps (overrides --minutes).")
     ] = None,
     init: Annotated[
-        str, typer.Option(help="imagenet (pretrained image tower), scratch, or a BUNDLE dir.")
-    ] = "imagenet",
+        str | None,
+        typer.Option(help="imagenet (pretrained image tower, default), scratch, or a BUNDLE."),
+    ] = None,
     extra_pairs: Annotated[
         Path | None,
         typer.Option(help="Extra (photo, product) pairs, image_queries.csv format."),
     ] = None,
-    text_tower: Annotated[str, typer.Option(help="minilm (locked, pretrained) or clip.")] = (
-        "minilm"
-    ),
+    text_tower: Annotated[
+        str | None, typer.Option(help="minilm (locked, pretrained; default) or clip.")
+    ] = None,
     image_size: Annotated[int | None, typer.Option(help="Input resolution.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Products per step.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,

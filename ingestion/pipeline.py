@@ -20,7 +20,8 @@ from ingestion.documents import image_payload, product_text
 
 log = logging.getLogger(__name__)
 
-ProgressFn = Callable[[int], None]
+# Progress callback: (images just processed, images in the whole run).
+ProgressFn = Callable[[int, int], None]
 
 
 class ImageEncoder(Protocol):
@@ -95,11 +96,20 @@ def ingest_catalog(
     workers: int = 2,
     progress: ProgressFn | None = None,
     build_index: bool = True,
+    replace_model: bool = False,
 ) -> IngestReport:
-    """Embed every readable image of the catalog and upsert it, one point per image."""
+    """Embed every readable image of the catalog and upsert it, one point per image.
+
+    ``replace_model``: when the store holds vectors of another model, drop them first (they
+    cannot be compared with the new model's); otherwise that is an error.
+    """
     started = time.perf_counter()
     catalog = read_catalog(catalog_dir)
     report = IngestReport(rejects=list(catalog.rejects))
+    held = store.info().model_id
+    if replace_model and held is not None and held != encoder.model_id:
+        log.warning("dropping %d points of model %s", store.count(), held)
+        store.drop()
     store.ensure_collection(
         encoder.dim, encoder.model_id, bm25_avg_len=_mean_token_count(catalog.products)
     )
@@ -137,7 +147,7 @@ def ingest_catalog(
                 report.images += len(good)
                 ingested_products.update(job.product.product_id for job, _ in good)
             if progress is not None:
-                progress(len(batch))
+                progress(len(batch), len(jobs))
 
     # A product none of whose images could be read is already listed once per image reject.
     report.products = len(ingested_products)
@@ -146,8 +156,3 @@ def ingest_catalog(
     report.seconds = time.perf_counter() - started
     log.info("%s in %.1fs (%.1f images/s)", report.summary(), report.seconds, report.images_per_s)
     return report
-
-
-def count_images(catalog_dir: Path) -> int:
-    """How many image files the catalog lists (sizes a progress bar before ingest starts)."""
-    return len(_jobs(read_catalog(catalog_dir)))

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 
 from app.api.routes import health, search
 from app.components import build_service, load_encoder, open_store
+from app.embedding import Encoder
 from app.search.service import QueryError
 from app.settings import Settings
 from app.store import StoreError
@@ -18,12 +19,14 @@ from app.store import StoreError
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, encoder: Encoder | None = None) -> FastAPI:
+    """The app; ``encoder`` lets a caller that already loaded the model hand it over."""
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        encoder = load_encoder(settings)
+        nonlocal encoder
+        encoder = encoder or load_encoder(settings)
         store = open_store(settings)
         app.state.settings = settings
         app.state.encoder = encoder

@@ -11,6 +11,7 @@ catalog and query sets, scores by brute-force cosine and reports, per route:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,8 +38,6 @@ class CatalogEmbeddings:
 
 
 def embed_catalog(encoder: Encoder, catalog_dir: Path) -> CatalogEmbeddings:
-    import time
-
     catalog = read_catalog(catalog_dir)
     owner: list[int] = []
     pictures = []

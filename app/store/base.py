@@ -113,4 +113,7 @@ class VectorStore(Protocol):
 
     def info(self) -> StoreInfo: ...
 
+    def drop(self) -> None:
+        """Delete every point and the collection itself (used when the model changes)."""
+
     def close(self) -> None: ...

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -105,7 +106,7 @@ class EdgeStore:
                 raise StoreError(
                     f"the store at {self.root} holds vectors of model {self._meta['model_id']} "
                     f"(dim {self._meta['dim']}), not {model_id} (dim {dim}); "
-                    "ingest into a fresh --data-dir or delete that folder"
+                    "re-ingest with --replace-model, or use another --data-dir"
                 )
             return
         self.root.mkdir(parents=True, exist_ok=True)
@@ -129,6 +130,13 @@ class EdgeStore:
                 f"the store at {self.root} is empty: run `snapshop ingest CATALOG_DIR` first"
             )
         return self._shard
+
+    def drop(self) -> None:
+        self.close()
+        self._meta_path.unlink(missing_ok=True)  # first: a crash mid-way leaves "empty"
+        shutil.rmtree(self._shard_dir, ignore_errors=True)
+        self._meta = None
+        self._bm25 = None
 
     def close(self) -> None:
         if self._shard is not None:

@@ -117,3 +117,25 @@ def test_training_lowers_the_loss_and_writes_a_loadable_bundle(
     # phrases are closer than unrelated ones.
     a, b, c = encoder.encode_texts(["red apple", "green apple fruit", "leather wallet"])
     assert float(a @ b) > float(a @ c)
+
+
+def test_recipe_refuses_an_unknown_init(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="init must be imagenet or scratch, or a bundle"):
+        Recipe(init=str(tmp_path))
+    with pytest.raises(ValueError, match="text tower"):
+        Recipe(text_tower="bert")
+
+
+def test_training_continues_from_a_trained_bundle(tmp_path: Path, mini_catalog: Path) -> None:
+    import torch
+
+    first = Recipe(steps=2, **TINY)
+    train(first, mini_catalog, tmp_path / "a")
+    second = Recipe(steps=1, init=str(tmp_path / "a"), **TINY)
+    data = load_training_data(mini_catalog)
+    model = build_model(second, data)
+    saved = torch.load(tmp_path / "a" / "train_state.pt", map_location="cpu")["model"]
+    ours = model.state_dict()
+    head = next(k for k in saved if k.startswith("clip.visual.head"))
+    assert torch.equal(ours[head], saved[head])  # the image tower starts where "a" ended
+    assert not any(k.startswith("clip.text.") for k in saved)  # locked MiniLM not duplicated

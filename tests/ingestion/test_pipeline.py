@@ -35,11 +35,15 @@ def test_ingest_counts_points_rejects_and_payloads(tmp_path: Path, tiny_bundle: 
     catalog = _catalog(tmp_path / "cat")
     encoder = Encoder(tiny_bundle, device="cpu")
     store = EdgeStore(tmp_path / "qdrant")
-    seen: list[int] = []
+    seen: list[tuple[int, int]] = []
     try:
-        report = ingest_catalog(catalog, store, encoder, batch_size=2, progress=seen.append)
+        report = ingest_catalog(
+            catalog, store, encoder, batch_size=2, progress=lambda n, total: seen.append((n, total))
+        )
         assert report.summary() == "ingested 3 products, 4 images, 4 rejected"
-        assert sum(seen) == 7  # every listed image was accounted for in the progress bar
+        # Every listed image was accounted for in the progress bar, against the right total.
+        assert sum(n for n, _ in seen) == 7
+        assert {total for _, total in seen} == {7}
         reasons = sorted((r.product_id, r.reason.split(":")[0]) for r in report.rejects)
         assert reasons == [
             ("", "missing product_id"),
@@ -56,5 +60,27 @@ def test_ingest_counts_points_rejects_and_payloads(tmp_path: Path, tiny_bundle: 
         # Each image is its own nearest neighbour.
         red_vec = encoder.encode_images([load_image(catalog / "images" / "r.jpg")])[0]
         assert store.search_dense(red_vec, 1)[0].payload["image_file"] == "r.jpg"
+    finally:
+        store.close()
+
+
+def test_a_new_model_replaces_the_old_vectors_only_when_asked(
+    tmp_path: Path, tiny_bundle: Path
+) -> None:
+    import pytest
+
+    from app.store import StoreError
+
+    catalog = _catalog(tmp_path / "cat")
+    store = EdgeStore(tmp_path / "qdrant")
+    try:
+        store.ensure_collection(8, "some-older-model")
+        encoder = Encoder(tiny_bundle, device="cpu")
+        with pytest.raises(StoreError, match="--replace-model"):
+            ingest_catalog(catalog, store, encoder)
+        report = ingest_catalog(catalog, store, encoder, replace_model=True)
+        assert report.images == 4
+        assert store.info().model_id == encoder.model_id
+        assert store.info().dim == encoder.dim
     finally:
         store.close()

@@ -135,3 +135,15 @@ def test_an_empty_store_says_how_to_fill_it(tmp_path: Path) -> None:
     assert empty.count() == 0
     with pytest.raises(StoreError, match="snapshop ingest"):
         empty.search_dense(np.ones(DIM, dtype=np.float32), 3)
+
+
+def test_drop_empties_the_store_for_another_model(tmp_path: Path) -> None:
+    s = EdgeStore(tmp_path / "q")
+    s.ensure_collection(DIM, "old-model")
+    s.upsert(_records(5))
+    s.drop()
+    assert s.count() == 0
+    s.ensure_collection(DIM * 2, "new-model")  # no "holds vectors of model" error now
+    assert s.info().model_id == "new-model"
+    s.close()
+    assert EdgeStore(tmp_path / "q").info().dim == DIM * 2

@@ -11,10 +11,13 @@ import hashlib
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app.embedding.bundle import BundleError, load_manifest
-from app.embedding.training.loop import ProgressFn, TrainReport, train
 from app.embedding.training.recipe import Recipe
+
+if TYPE_CHECKING:  # the loop imports torch: only pay for it when training is needed
+    from app.embedding.training.loop import ProgressFn, TrainReport
 
 DEFAULT_LINK = "default"
 
@@ -67,6 +70,8 @@ def ensure_model(
     try:
         load_manifest(bundle, verify=False)
     except BundleError:
+        from app.embedding.training.loop import train
+
         report = train(recipe, catalog_dir, bundle, extra_pairs, progress, overwrite=True)
     _point_default(models_dir, bundle)
     return bundle, report

@@ -32,11 +32,10 @@ from app.embedding.training.model import (
     minilm_dir,
     minilm_reference_ids,
 )
-from app.embedding.training.recipe import Recipe
+from app.embedding.training.recipe import CHECKPOINT_FILE, Recipe
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_FILE = "train_state.pt"
 # Progress callback: (step, total_steps, loss, elapsed_seconds).
 ProgressFn = Callable[[int, int, float, float], None]
 
@@ -113,12 +112,18 @@ def _seed(seed: int) -> random.Random:
 
 def _text_targets(model: DualEncoder, texts: list[str], recipe: Recipe) -> torch.Tensor:
     """Locked text tower: embed every product text once, before training."""
-    ids = torch.from_numpy(minilm_reference_ids(texts, recipe.context_length))
-    out = []
+    ids = minilm_reference_ids(texts, recipe.context_length)
+    # Sorting by length and cutting each chunk to its longest row skips the padding (the
+    # tower masks padding, so the embeddings are unchanged): ~2x faster on short titles.
+    lengths = (ids != 0).sum(axis=1)
+    order = np.argsort(lengths, kind="stable")
+    out = torch.empty(len(texts), recipe.embed_dim)
     with torch.no_grad():
-        for start in range(0, len(ids), 128):
-            out.append(F.normalize(model.encode_text(ids[start : start + 128]), dim=-1))
-    return torch.cat(out)
+        for start in range(0, len(order), 128):
+            rows = order[start : start + 128]
+            chunk = torch.from_numpy(ids[rows, : int(lengths[rows].max())])
+            out[torch.from_numpy(rows)] = F.normalize(model.encode_text(chunk), dim=-1)
+    return out
 
 
 def _clip_ids(texts: list[str], recipe: Recipe) -> torch.Tensor:

@@ -81,6 +81,11 @@ class DualEncoder(nn.Module):
             "image_size": recipe.image_size,
         }
         if recipe.text_tower == "minilm":
+            from transformers.utils import logging as hf_logging
+
+            # MiniLM's checkpoint carries a pooler the mean-pooled encoder never uses; the
+            # loader's table of those "unexpected" keys is noise to a person training a model.
+            hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
             text_cfg: dict[str, Any] = {
                 "hf_model_name": str(minilm_dir()),
                 "hf_tokenizer_name": str(minilm_dir()),
@@ -103,9 +108,7 @@ class DualEncoder(nn.Module):
         if recipe.text_tower == "minilm":
             # LiT: the pretrained text space is the target; only the image tower learns.
             self.clip.lock_text_tower(unlocked_layers=0, freeze_layer_norm=True)
-        self.trunk: nn.Module = self.clip.visual.trunk
-        self.head: nn.Module = self.clip.visual.head
-        features = int(getattr(self.trunk, "num_features", 1280))
+        features = int(getattr(self.clip.visual.trunk, "num_features", 1280))
         # Wayfair-style second output: classify attributes from the same features.
         self.aux = nn.ModuleDict(
             {
@@ -114,6 +117,18 @@ class DualEncoder(nn.Module):
                 if recipe.category_head and n > 1
             }
         )
+
+    # Properties, not attributes: registering the towers' parts twice would store every
+    # weight twice in the checkpoint.
+    @property
+    def trunk(self) -> nn.Module:
+        trunk: nn.Module = self.clip.visual.trunk
+        return trunk
+
+    @property
+    def head(self) -> nn.Module:
+        head: nn.Module = self.clip.visual.head
+        return head
 
     @property
     def logit_scale(self) -> nn.Parameter:

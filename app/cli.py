@@ -80,8 +80,11 @@ def ingest(
         bool,
         typer.Option(help="If the store holds another model's vectors, drop them and re-embed."),
     ] = False,
+    prune: Annotated[
+        bool, typer.Option(help="Delete products that are no longer in products.csv.")
+    ] = False,
 ) -> None:
-    """Embed a catalog's images and write them to the store."""
+    """Sync the store with a catalog: embed new or changed images, keep the rest."""
     from app.components import load_encoder, open_store
     from ingestion.pipeline import ingest_catalog
 
@@ -114,6 +117,7 @@ def ingest(
                     progress=advance,
                     build_index=build_index,
                     replace_model=replace_model,
+                    prune=prune,
                 )
         finally:
             store.close()
@@ -121,8 +125,9 @@ def ingest(
         err.print(f"[yellow]rejected[/] {reject.source} ({reject.product_id}): {reject.reason}")
     if report.rejected > 20:
         err.print(f"[yellow]… and {report.rejected - 20} more rejects[/]")
+    err.print(report.changes(), soft_wrap=True)
     err.print(
-        f"{report.seconds:.1f}s, {report.images_per_s:.1f} images/s, "
+        f"{report.seconds:.1f}s, {report.images_per_s:.1f} images/s embedded, "
         f"index {'built' if report.index_built else 'unchanged'}"
     )
     print(report.summary())

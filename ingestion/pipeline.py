@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -38,8 +40,16 @@ class ImageEncoder(Protocol):
 
 @dataclass
 class IngestReport:
+    """What a run did. ``products``/``images``: what of this catalog is searchable afterwards."""
+
     products: int = 0
     images: int = 0
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    embedded: int = 0  # images run through the model this time
+    written: int = 0  # points upserted or deleted this time
     rejects: list[Reject] = field(default_factory=list)
     seconds: float = 0.0
     index_built: bool = False
@@ -50,10 +60,17 @@ class IngestReport:
 
     @property
     def images_per_s(self) -> float:
-        return self.images / self.seconds if self.seconds > 0 else 0.0
+        return self.embedded / self.seconds if self.seconds > 0 else 0.0
 
     def summary(self) -> str:
         return f"ingested {self.products} products, {self.images} images, {self.rejected} rejected"
+
+    def changes(self) -> str:
+        return (
+            f"added {self.added}, updated {self.updated}, deleted {self.deleted}, "
+            f"unchanged {self.unchanged} products; embedded {self.embedded} images, "
+            f"wrote {self.written} points"
+        )
 
 
 @dataclass(frozen=True)
@@ -63,8 +80,22 @@ class _Job:
     path: Path
 
 
-def _jobs(catalog: Catalog) -> list[_Job]:
-    return [_Job(p, f, catalog.image_path(f)) for p in catalog.products for f in p.image_files]
+def product_hash(product: Product, catalog: Catalog) -> str:
+    """Content hash of everything a product's points are made from: metadata and image bytes."""
+    meta = [
+        product.product_id,
+        product.title,
+        product.category,
+        product.description,
+        sorted(product.attributes.items()),
+        list(product.image_files),
+    ]
+    h = hashlib.sha256(json.dumps(meta, ensure_ascii=False).encode())
+    for name in product.image_files:
+        path = catalog.image_path(name)
+        h.update(name.encode() + b"\0")
+        h.update(hashlib.sha256(path.read_bytes()).digest() if path.is_file() else b"missing")
+    return h.hexdigest()
 
 
 def _batches(jobs: Sequence[_Job], size: int) -> Iterator[Sequence[_Job]]:
@@ -97,8 +128,15 @@ def ingest_catalog(
     progress: ProgressFn | None = None,
     build_index: bool = True,
     replace_model: bool = False,
+    prune: bool = False,
 ) -> IngestReport:
-    """Embed every readable image of the catalog and upsert it, one point per image.
+    """Bring the store in line with the catalog, one point per image, embedding only what changed.
+
+    Each point carries its product's content hash; a point whose hash matches is left alone, so
+    the same catalog twice embeds and writes nothing. Points of images no longer listed for a
+    product are deleted; with ``prune``, so are products no longer in products.csv at all.
+    Everything is decided per point from what the store holds, so a run that was interrupted
+    at any moment is completed by the next one.
 
     ``replace_model``: when the store holds vectors of another model, drop them first (they
     cannot be compared with the new model's); otherwise that is an error.
@@ -113,9 +151,22 @@ def ingest_catalog(
     store.ensure_collection(
         encoder.dim, encoder.model_id, bm25_avg_len=_mean_token_count(catalog.products)
     )
-    jobs = _jobs(catalog)
+    existing = {
+        hit.id: (str(hit.payload.get("product_id", "")), hit.payload.get("content_hash"))
+        for hit in store.scan(["product_id", "content_hash"])
+    }
+    hashes = {p.product_id: product_hash(p, catalog) for p in catalog.products}
+    expected: dict[str, str] = {}  # point id -> product id, for every image the catalog lists
+    jobs: list[_Job] = []
+    for product in catalog.products:
+        for name in product.image_files:
+            pid = point_id(product.product_id, name)
+            expected[pid] = product.product_id
+            if existing.get(pid, ("", None))[1] != hashes[product.product_id]:
+                jobs.append(_Job(product, name, catalog.image_path(name)))
     texts = {p.product_id: product_text(p) for p in catalog.products}
-    ingested_products: set[str] = set()
+    changed: set[str] = set()
+    present = {pid for pid in expected if pid in existing}
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         # Decoding batch i+1 runs in the pool while batch i is being embedded.
@@ -128,31 +179,63 @@ def ingest_catalog(
             good: list[tuple[_Job, Image.Image]] = []
             for job, result in zip(batch, decoded, strict=True):
                 if isinstance(result, str):
+                    # An older point of this image, if any, stays: never lose a product.
                     report.rejects.append(Reject(str(job.path), job.product.product_id, result))
                 else:
                     good.append((job, result))
             if good:
                 vectors = encoder.encode_images([img for _, img in good])
-                store.upsert(
-                    [
-                        PointRecord(
-                            id=point_id(job.product.product_id, job.image_file),
-                            image_vector=vec,
-                            text=texts[job.product.product_id],
-                            payload=image_payload(job.product, job.image_file, job.path),
-                        )
-                        for (job, _), vec in zip(good, vectors, strict=True)
-                    ]
-                )
-                report.images += len(good)
-                ingested_products.update(job.product.product_id for job, _ in good)
+                points = [
+                    PointRecord(
+                        id=point_id(job.product.product_id, job.image_file),
+                        image_vector=vec,
+                        text=texts[job.product.product_id],
+                        payload={
+                            **image_payload(job.product, job.image_file, job.path),
+                            "content_hash": hashes[job.product.product_id],
+                        },
+                    )
+                    for (job, _), vec in zip(good, vectors, strict=True)
+                ]
+                store.upsert(points)
+                report.embedded += len(points)
+                report.written += len(points)
+                present.update(p.id for p in points)
+                changed.update(job.product.product_id for job, _ in good)
             if progress is not None:
                 progress(len(batch), len(jobs))
 
-    # A product none of whose images could be read is already listed once per image reject.
-    report.products = len(ingested_products)
-    if build_index and report.images:
+    listed = {p.product_id for p in catalog.products} | {r.product_id for r in catalog.rejects}
+    # Stale: images a catalog product no longer lists, and (with prune) products gone from
+    # products.csv. A row that is merely rejected this time keeps its points.
+    stale = [
+        pid
+        for pid, (product_id, _) in existing.items()
+        if pid not in expected and (product_id in hashes or (prune and product_id not in listed))
+    ]
+    if stale:
+        store.delete(stale)
+        report.written += len(stale)
+    stale_products = {existing[pid][0] for pid in stale}
+    changed |= stale_products & hashes.keys()
+    report.deleted = len(stale_products - hashes.keys())
+
+    known_before = {product_id for product_id, _ in existing.values()}
+    searchable = {expected[pid] for pid in present}
+    for product in catalog.products:
+        pid = product.product_id
+        if pid not in searchable:
+            continue  # every image rejected and nothing older to keep: listed in rejects
+        if pid not in known_before:
+            report.added += 1
+        elif pid in changed:
+            report.updated += 1
+        else:
+            report.unchanged += 1
+    report.products = len(searchable)
+    report.images = len(present)
+    if build_index and report.written:
         report.index_built = store.build_index()
     report.seconds = time.perf_counter() - started
-    log.info("%s in %.1fs (%.1f images/s)", report.summary(), report.seconds, report.images_per_s)
+    log.info("%s; %s in %.1fs", report.summary(), report.changes(), report.seconds)
     return report

@@ -7,7 +7,7 @@ behind it, so the same congruence tests can run against every backend.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -105,6 +105,9 @@ class VectorStore(Protocol):
         """BM25 over the products' text, best first; empty when no term matches."""
 
     def retrieve(self, ids: Sequence[str]) -> list[Hit]: ...
+
+    def scan(self, fields: Sequence[str]) -> Iterator[Hit]:
+        """Every point, with only the payload ``fields`` (score 0): what ingest compares against."""
 
     def count(self, flt: SearchFilter | None = None) -> int: ...
 

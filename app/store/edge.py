@@ -11,7 +11,7 @@ import json
 import logging
 import shutil
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -222,6 +222,19 @@ class EdgeStore:
         shard = self._require()
         records = shard.retrieve(list(ids), with_payload=True, with_vector=False)
         return [Hit(id=str(r.id), score=0.0, payload=dict(r.payload or {})) for r in records]
+
+    def scan(self, fields: Sequence[str], page: int = 1000) -> Iterator[Hit]:
+        if self._shard is None:
+            return
+        offset = None
+        while True:
+            records, offset = self._shard.scroll(
+                qe.ScrollRequest(offset=offset, limit=page, with_payload=list(fields))
+            )
+            for r in records:
+                yield Hit(id=str(r.id), score=0.0, payload=dict(r.payload or {}))
+            if offset is None:
+                return
 
     def count(self, flt: SearchFilter | None = None) -> int:
         if self._shard is None:

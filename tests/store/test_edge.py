@@ -147,3 +147,10 @@ def test_drop_empties_the_store_for_another_model(tmp_path: Path) -> None:
     assert s.info().model_id == "new-model"
     s.close()
     assert EdgeStore(tmp_path / "q").info().dim == DIM * 2
+
+
+def test_scan_pages_through_every_point_with_selected_fields(store: EdgeStore) -> None:
+    hits = list(store.scan(["product_id"], page=7))  # type: ignore[call-arg]
+    assert len(hits) == 30
+    assert len({h.id for h in hits}) == 30
+    assert all(set(h.payload) == {"product_id"} for h in hits)

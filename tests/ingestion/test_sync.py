@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -43,75 +44,70 @@ def catalog(tmp_path: Path) -> tuple[Path, list[dict[str, str]]]:
     return root, rows
 
 
+@pytest.fixture
+def parts(tmp_path: Path, tiny_bundle: Path) -> Iterator[tuple[EdgeStore, Encoder]]:
+    store = EdgeStore(tmp_path / "q")
+    yield store, Encoder(tiny_bundle, device="cpu")
+    store.close()
+
+
 def test_same_catalog_twice_embeds_and_writes_nothing(
-    tmp_path: Path, tiny_bundle: Path, catalog: tuple[Path, list[dict[str, str]]]
+    parts: tuple[EdgeStore, Encoder], catalog: tuple[Path, list[dict[str, str]]]
 ) -> None:
     root, _ = catalog
-    encoder = Encoder(tiny_bundle, device="cpu")
-    store = EdgeStore(tmp_path / "q")
-    try:
-        first = ingest_catalog(root, store, encoder)
-        assert (first.added, first.embedded, first.written) == (6, 7, 7)
-        second = ingest_catalog(root, store, encoder)
-        assert (second.embedded, second.written, second.unchanged) == (0, 0, 6)
-        assert second.summary() == "ingested 6 products, 7 images, 0 rejected"
-    finally:
-        store.close()
+    store, encoder = parts
+    first = ingest_catalog(root, store, encoder)
+    assert (first.added, first.embedded, first.written) == (6, 7, 7)
+    second = ingest_catalog(root, store, encoder)
+    assert (second.embedded, second.written, second.unchanged) == (0, 0, 6)
+    assert second.summary() == "ingested 6 products, 7 images, 0 rejected"
 
 
 def test_changes_updates_and_prune_follow_the_catalog(
-    tmp_path: Path, tiny_bundle: Path, catalog: tuple[Path, list[dict[str, str]]]
+    parts: tuple[EdgeStore, Encoder], catalog: tuple[Path, list[dict[str, str]]]
 ) -> None:
     root, rows = catalog
-    encoder = Encoder(tiny_bundle, device="cpu")
-    store = EdgeStore(tmp_path / "q")
-    try:
-        ingest_catalog(root, store, encoder)
-        rows[1]["title"] = "zebra patterned shirt"  # metadata change
-        Image.new("RGB", (40, 50), (9, 9, 9)).save(root / "images" / "2.jpg")  # new photo bytes
-        rows[0]["image_files"] = "0.jpg"  # one image removed
-        del rows[5]  # product gone
-        Image.new("RGB", (40, 50), (7, 70, 7)).save(root / "images" / "new.jpg")
-        rows.append(
-            {
-                "product_id": "p9",
-                "title": "brand new hat",
-                "category": "A/C",
-                "image_files": "new.jpg",
-            }
-        )
-        _write(root, rows)
+    store, encoder = parts
+    ingest_catalog(root, store, encoder)
+    rows[1]["title"] = "zebra patterned shirt"  # metadata change
+    Image.new("RGB", (40, 50), (9, 9, 9)).save(root / "images" / "2.jpg")  # new photo bytes
+    rows[0]["image_files"] = "0.jpg"  # one image removed
+    del rows[5]  # product gone
+    Image.new("RGB", (40, 50), (7, 70, 7)).save(root / "images" / "new.jpg")
+    rows.append(
+        {
+            "product_id": "p9",
+            "title": "brand new hat",
+            "category": "A/C",
+            "image_files": "new.jpg",
+        }
+    )
+    _write(root, rows)
 
-        kept = ingest_catalog(root, store, encoder)  # without --prune: p5 stays
-        assert (kept.added, kept.updated, kept.deleted) == (1, 3, 0)
-        # p1, p2, p9, and p0 whose image list (part of every point's payload) changed.
-        assert kept.embedded == 4
-        assert kept.written == 5  # those 4 upserts + p0's removed image
-        assert store.search_bm25("thing5", 5)
+    kept = ingest_catalog(root, store, encoder)  # without --prune: p5 stays
+    assert (kept.added, kept.updated, kept.deleted) == (1, 3, 0)
+    # p1, p2, p9, and p0 whose image list (part of every point's payload) changed.
+    assert kept.embedded == 4
+    assert kept.written == 5  # those 4 upserts + p0's removed image
+    assert store.search_bm25("thing5", 5)
 
-        pruned = ingest_catalog(root, store, encoder, prune=True)
-        assert (pruned.deleted, pruned.embedded, pruned.unchanged) == (1, 0, 6)
-        assert store.count() == 6
-        assert store.search_bm25("thing5", 5) == []
-        assert [h.payload["product_id"] for h in store.search_bm25("zebra", 5)] == ["p1"]
-        assert [h.payload["product_id"] for h in store.search_bm25("hat", 5)] == ["p9"]
-        assert store.search_bm25("thing1", 5) == []  # the old title is gone everywhere
-    finally:
-        store.close()
+    pruned = ingest_catalog(root, store, encoder, prune=True)
+    assert (pruned.deleted, pruned.embedded, pruned.unchanged) == (1, 0, 6)
+    assert store.count() == 6
+    assert store.search_bm25("thing5", 5) == []
+    assert [h.payload["product_id"] for h in store.search_bm25("zebra", 5)] == ["p1"]
+    assert [h.payload["product_id"] for h in store.search_bm25("hat", 5)] == ["p9"]
+    assert store.search_bm25("thing1", 5) == []  # the old title is gone everywhere
 
 
 def test_a_rejected_row_keeps_its_points_even_with_prune(
-    tmp_path: Path, tiny_bundle: Path, catalog: tuple[Path, list[dict[str, str]]]
+    parts: tuple[EdgeStore, Encoder], catalog: tuple[Path, list[dict[str, str]]]
 ) -> None:
     root, rows = catalog
-    encoder = Encoder(tiny_bundle, device="cpu")
-    store = EdgeStore(tmp_path / "q")
-    try:
-        ingest_catalog(root, store, encoder)
-        rows[3]["title"] = ""  # a broken edit: rejected, but the product must not vanish
-        _write(root, rows)
-        report = ingest_catalog(root, store, encoder, prune=True)
-        assert report.rejected == 1 and report.deleted == 0
-        assert store.search_bm25("thing3", 5)
-    finally:
-        store.close()
+    store, encoder = parts
+    ingest_catalog(root, store, encoder)
+    rows[3]["title"] = ""  # a broken edit: rejected, but the product must not vanish
+    _write(root, rows)
+    report = ingest_catalog(root, store, encoder, prune=True)
+    assert report.rejected == 1 and report.deleted == 0
+    assert store.search_bm25("thing3", 5)

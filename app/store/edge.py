@@ -110,6 +110,10 @@ class EdgeStore:
                 )
             return
         self.root.mkdir(parents=True, exist_ok=True)
+        if self._shard_dir.exists():
+            # A shard without meta is a creation that was interrupted before any point was
+            # written (points only come after this method returns): start it afresh.
+            shutil.rmtree(self._shard_dir)
         self._meta = {
             "format": META_FORMAT,
             "dim": dim,

@@ -154,3 +154,15 @@ def test_scan_pages_through_every_point_with_selected_fields(store: EdgeStore) -
     assert len(hits) == 30
     assert len({h.id for h in hits}) == 30
     assert all(set(h.payload) == {"product_id"} for h in hits)
+
+
+def test_a_creation_interrupted_before_its_meta_is_redone(tmp_path: Path) -> None:
+    s = EdgeStore(tmp_path / "q")
+    s.ensure_collection(DIM, "m")
+    s.close()
+    (tmp_path / "q" / "snapshop.json").unlink()  # as if killed between shard and meta
+    again = EdgeStore(tmp_path / "q")
+    again.ensure_collection(DIM, "m")
+    again.upsert(_records(3))
+    assert again.count() == 3
+    again.close()

@@ -28,6 +28,12 @@ _RESAMPLE = {
 _MAX_ELONGATION = 256
 
 
+# Largest image we decode: above any phone camera (48-50 MP), far below what would exhaust
+# memory. Checked from the header, before decoding, so a small file claiming huge dimensions
+# (a decompression bomb) costs nothing.
+MAX_PIXELS = 64_000_000
+
+
 class ImageError(ValueError):
     """The data could not be decoded as an image; the message says why."""
 
@@ -52,11 +58,18 @@ def load_image(source: Path | str | os.PathLike[str] | bytes) -> Image.Image:
             raise ImageError(f"image file is empty: {stream}")
     try:
         with Image.open(stream) as img:
+            if img.width * img.height > MAX_PIXELS:
+                raise ImageError(
+                    f"{label} is {img.width}x{img.height} pixels, more than the "
+                    f"{MAX_PIXELS // 1_000_000} MP this service decodes"
+                )
             # load() forces the full decode here, so truncated files fail now
             # rather than later inside the resize.
             img.load()
             oriented = ImageOps.exif_transpose(img)
             rgb = oriented.convert("RGB")
+    except ImageError:
+        raise
     except UnidentifiedImageError as exc:
         raise ImageError(f"{label} is not a recognised image format") from exc
     except Image.DecompressionBombError as exc:

@@ -149,3 +149,18 @@ def test_load_image_errors(tmp_path: Path, catalog_dir: Path) -> None:
             load_image(source)
     # A ValueError subclass, so callers validating input can catch it generically.
     assert issubclass(ImageError, ValueError)
+
+
+def test_a_decompression_bomb_is_refused_before_decoding() -> None:
+    import io
+
+    from PIL import Image
+
+    from app.embedding.preprocess import MAX_PIXELS, ImageError, load_image
+
+    buf = io.BytesIO()
+    Image.new("1", (9000, 8000)).save(buf, "PNG")  # 72 MP in a file of a few kB
+    assert MAX_PIXELS < 9000 * 8000
+    assert len(buf.getvalue()) < 100_000
+    with pytest.raises(ImageError, match="9000x8000 pixels, more than the 64 MP"):
+        load_image(buf.getvalue())

@@ -83,10 +83,14 @@ def ingest(
     prune: Annotated[
         bool, typer.Option(help="Delete products that are no longer in products.csv.")
     ] = False,
+    strict: Annotated[
+        bool, typer.Option(help="Exit with status 1 when anything was rejected.")
+    ] = False,
 ) -> None:
     """Sync the store with a catalog: embed new or changed images, keep the rest."""
     from app.components import load_encoder, open_store
     from ingestion.pipeline import ingest_catalog
+    from ingestion.quarantine import run_id, write_quarantine
 
     cfg = settings()
     with friendly_errors():
@@ -125,12 +129,20 @@ def ingest(
         err.print(f"[yellow]rejected[/] {reject.source} ({reject.product_id}): {reject.reason}")
     if report.rejected > 20:
         err.print(f"[yellow]… and {report.rejected - 20} more rejects[/]")
+    quarantine = write_quarantine(cfg.data_dir / "quarantine", run_id(), report.rejects)
+    if quarantine is not None:
+        err.print(
+            f"[yellow]warning:[/] {report.rejected} rejected, listed in {quarantine}",
+            soft_wrap=True,
+        )
     err.print(report.changes(), soft_wrap=True)
     err.print(
         f"{report.seconds:.1f}s, {report.images_per_s:.1f} images/s embedded, "
         f"index {'built' if report.index_built else 'unchanged'}"
     )
     print(report.summary())
+    if strict and report.rejected:
+        raise typer.Exit(1)
 
 
 def _run_search(

@@ -19,6 +19,8 @@ from app.settings import Settings
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 model_app = typer.Typer(no_args_is_help=True, help="Create and inspect model bundles.")
 app.add_typer(model_app, name="model")
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks (JSON out), each with a baseline.")
+app.add_typer(bench_app, name="bench")
 
 err = Console(stderr=True)
 out = Console()
@@ -73,7 +75,10 @@ def main_options(
 
 @app.command()
 def ingest(
-    catalog_dir: Annotated[Path, typer.Argument(help="Folder with products.csv and images/.")],
+    catalog_dir: Annotated[
+        Path,
+        typer.Argument(help="Folder with products.csv or products.jsonl, and the images."),
+    ],
     batch_size: Annotated[int | None, typer.Option(help="Images per inference batch.")] = None,
     build_index: Annotated[bool, typer.Option(help="Build the HNSW index at the end.")] = True,
     replace_model: Annotated[
@@ -86,60 +91,72 @@ def ingest(
     strict: Annotated[
         bool, typer.Option(help="Exit with status 1 when anything was rejected.")
     ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Decode/preprocess threads (default: one per CPU)."),
+    ] = None,
 ) -> None:
     """Sync the store with a catalog: embed new or changed images, keep the rest."""
     from app.components import load_encoder, open_store
     from ingestion.pipeline import ingest_catalog
     from ingestion.quarantine import run_id, write_quarantine
+    from ingestion.runs import fail_run, finish_run, start_run
 
     cfg = settings()
-    with friendly_errors():
-        encoder = load_encoder(cfg)
-        store = open_store(cfg)
-        try:
-            with Progress(
-                TextColumn("[progress.description]{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]}"),
-                TimeRemainingColumn(),
-                console=err,
-            ) as bar:
-                task = bar.add_task("embedding", total=None, rate="")
+    run = run_id()
+    record = start_run(cfg.runs_dir, run, catalog_dir)
+    try:
+        with friendly_errors():
+            encoder = load_encoder(cfg)
+            store = open_store(cfg)
+            try:
+                with Progress(
+                    TextColumn("[progress.description]{task.description}"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TextColumn("{task.fields[rate]}"),
+                    TimeRemainingColumn(),
+                    console=err,
+                ) as bar:
+                    task = bar.add_task("embedding", total=None, rate="")
 
-                def advance(n: int, total: int) -> None:
-                    bar.update(task, total=total)
-                    bar.advance(task, n)
-                    speed = bar.tasks[0].speed
-                    bar.update(task, rate=f"{speed:.1f} img/s" if speed else "")
+                    def advance(n: int, total: int) -> None:
+                        bar.update(task, total=total)
+                        bar.advance(task, n)
+                        speed = bar.tasks[0].speed
+                        bar.update(task, rate=f"{speed:.1f} img/s" if speed else "")
 
-                report = ingest_catalog(
-                    catalog_dir,
-                    store,
-                    encoder,
-                    batch_size=batch_size or cfg.batch_size,
-                    progress=advance,
-                    build_index=build_index,
-                    replace_model=replace_model,
-                    prune=prune,
-                )
-        finally:
-            store.close()
+                    report = ingest_catalog(
+                        catalog_dir,
+                        store,
+                        encoder,
+                        batch_size=batch_size or cfg.batch_size,
+                        workers=workers,
+                        progress=advance,
+                        build_index=build_index,
+                        replace_model=replace_model,
+                        prune=prune,
+                    )
+                index = store.index_status().describe()
+            finally:
+                store.close()
+    except BaseException as exc:  # SystemExit from friendly_errors included: the run failed
+        cause = exc.__context__ if isinstance(exc, (SystemExit, typer.Exit)) else exc
+        fail_run(cfg.runs_dir, record, cause or exc)
+        raise
+    quarantine = write_quarantine(cfg.data_dir / "quarantine", run, report.rejects)
+    finish_run(cfg.runs_dir, record, report, quarantine, index)
     for reject in report.rejects[:20]:
         err.print(f"[yellow]rejected[/] {reject.source} ({reject.product_id}): {reject.reason}")
     if report.rejected > 20:
         err.print(f"[yellow]… and {report.rejected - 20} more rejects[/]")
-    quarantine = write_quarantine(cfg.data_dir / "quarantine", run_id(), report.rejects)
     if quarantine is not None:
         err.print(
             f"[yellow]warning:[/] {report.rejected} rejected, listed in {quarantine}",
             soft_wrap=True,
         )
     err.print(report.changes(), soft_wrap=True)
-    err.print(
-        f"{report.seconds:.1f}s, {report.images_per_s:.1f} images/s embedded, "
-        f"index {'built' if report.index_built else 'unchanged'}"
-    )
+    err.print(f"{report.seconds:.1f}s, {report.images_per_s:.1f} images/s embedded, index: {index}")
     print(report.summary())
     if strict and report.rejected:
         raise typer.Exit(1)
@@ -225,16 +242,32 @@ def status() -> None:
         print(f"model:     {manifest.model_id} ({cfg.model_dir})")
     except BundleError as exc:
         print(f"model:     none ({exc})")
+    from ingestion.runs import list_runs
+
     with friendly_errors():
         store = open_store(cfg)
         try:
             info = store.info()
+            index = store.index_status()
         finally:
             store.close()
     print(f"store:     {info.backend}, {info.points} points, model {info.model_id or '-'}")
-    print(
-        f"index:     {info.indexed_vectors}/{info.points} vectors indexed, {info.segments} segments"
-    )
+    print(f"index:     {index.describe()}")
+    runs = list_runs(cfg.runs_dir, limit=5)
+    if not runs:
+        print("ingest:    no runs recorded yet")
+    for r in runs:
+        counts = r.counts
+        line = f"ingest:    {r.run} {r.state:<11} {r.catalog}"
+        if counts:
+            line += (
+                f"  +{counts['added']} ~{counts['updated']} -{counts['deleted']}"
+                f" ={counts['unchanged']} !{counts['rejected']}"
+                f"  {r.images_per_s or 0:.1f} img/s in {r.seconds or 0:.1f}s"
+            )
+        print(line)
+        if r.last_error:
+            print(f"           last error: {r.last_error}")
 
 
 @model_app.command("export")
@@ -487,6 +520,32 @@ def model_info(
                 f"{encoder.provider}: {ms:.1f} ms/img at batch {batch} "
                 f"({1000 / ms:.0f} img/s, {encoder.threads} threads)"
             )
+
+
+@bench_app.command("ingest")
+def bench_ingest_cmd(
+    catalog_dir: Annotated[Path, typer.Argument(help="Catalog folder (products.csv + images).")],
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Only the first N products (default: all).")
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option(min=1, help="Pipeline batch size.")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Pipeline decode threads.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Also write the JSON to this file.")] = None,
+) -> None:
+    """Ingest images/s: the pipeline vs a naive one-image-at-a-time loop, in the same run."""
+    from app.benchmarks.ingest import bench_ingest
+    from app.components import load_encoder
+
+    cfg = settings()
+    with friendly_errors():
+        encoder = load_encoder(cfg)
+        result = bench_ingest(
+            catalog_dir, encoder, limit, batch_size=batch_size or cfg.batch_size, workers=workers
+        )
+    text = json.dumps(result, indent=2)
+    if out is not None:
+        out.write_text(text + "\n")
+    print(text)
 
 
 def main() -> None:

@@ -32,7 +32,7 @@ def load_encoder(settings: Settings) -> Encoder:
 
 
 def open_store(settings: Settings) -> VectorStore:
-    return EdgeStore(settings.store_dir)
+    return EdgeStore(settings.store_dir, indexing_threshold_kb=settings.index_threshold_kb)
 
 
 def build_service(settings: Settings, store: VectorStore, encoder: Encoder) -> SearchService:

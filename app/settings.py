@@ -5,8 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Values copied from examples and docs; a production deployment must not run with one of them.
+PLACEHOLDER_ADMIN_KEYS = frozenset(
+    {"change-me", "changeme", "changethis", "admin", "secret", "password", "snapshop", "test"}
+)
+MIN_ADMIN_KEY_CHARS = 16
+
+
+def admin_key_is_real(key: SecretStr | None) -> bool:
+    if key is None:
+        return False
+    value = key.get_secret_value()
+    return len(value) >= MIN_ADMIN_KEY_CHARS and value.strip().lower() not in PLACEHOLDER_ADMIN_KEYS
 
 
 class Settings(BaseSettings):
@@ -30,10 +43,37 @@ class Settings(BaseSettings):
     max_upload_mb: float = Field(default=10.0, gt=0, description="Largest query image accepted.")
     host: str = "127.0.0.1"
     port: int = 8000
+    index_threshold_kb: int = Field(
+        default=10_000,
+        ge=1,
+        description="Collections with fewer KB of vectors than this are searched exactly.",
+    )
+    env: Literal["development", "production"] = Field(
+        default="development",
+        description="production refuses to start without a real admin key.",
+    )
+    admin_key: SecretStr | None = Field(
+        default=None,
+        description="Key for /v1/admin/* (header X-API-Key); unset = admin API disabled.",
+    )
+
+    @model_validator(mode="after")
+    def _production_needs_a_real_admin_key(self) -> Settings:
+        if self.env == "production" and not admin_key_is_real(self.admin_key):
+            raise ValueError(
+                "SNAPSHOP_ENV=production needs SNAPSHOP_ADMIN_KEY set to a secret of at "
+                f"least {MIN_ADMIN_KEY_CHARS} characters (not a placeholder such as 'change-me'); "
+                'generate one with: python -c "import secrets; print(secrets.token_urlsafe(32))"'
+            )
+        return self
 
     @property
     def store_dir(self) -> Path:
         return self.data_dir / "qdrant"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.data_dir / "runs"
 
     @property
     def models_dir(self) -> Path:

@@ -28,8 +28,12 @@ def image_payload(product: Product, image_file: str, image_path: Path) -> dict[s
         "image_file": image_file,
         "image_path": str(image_path.resolve()),
         "images": list(product.image_files),
-        **{k: v for k, v in product.attributes.items() if k != "year"},
+        # Nested so that an attribute can never shadow a field of ours; filters address
+        # them as ``attributes.<name>``.
+        "attributes": {k: v for k, v in product.attributes.items() if k != "year"},
     }
+    if product.price is not None:
+        payload["price"] = product.price
     year = product.attributes.get("year", "")
     if year.isdigit():  # numeric so that range filters and the integer index work
         payload["year"] = int(year)

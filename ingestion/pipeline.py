@@ -1,13 +1,20 @@
-"""Ingest a catalog: decode images in worker threads, embed in batches, upsert to the store."""
+"""Ingest a catalog: decode images in worker threads, embed in batches, upsert to the store.
+
+Worker threads decode and preprocess the next batches while the model runs the current one
+(ONNX Runtime and PIL both release the GIL). At most ``PREFETCH_BATCHES`` batches are in flight,
+so memory stays bounded whatever the catalog size.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
+import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -16,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from app.embedding.preprocess import load_image
-from app.store import PointRecord, VectorStore, point_id
+from app.store import PointRecord, StoreError, VectorStore, point_id
 from ingestion.catalog import Catalog, Product, Reject, read_catalog
 from ingestion.documents import image_payload, product_text
 
@@ -24,10 +31,13 @@ log = logging.getLogger(__name__)
 
 # Progress callback: (images just processed, images in the whole run).
 ProgressFn = Callable[[int, int], None]
+PREFETCH_BATCHES = 2
+# Smaller than this on either side is a placeholder or a tracking pixel, not a product photo.
+MIN_IMAGE_SIDE = 8
 
 
-class ImageEncoder(Protocol):
-    """The part of the ONNX encoder that ingestion needs (lets tests pass a small fake)."""
+class IngestEncoder(Protocol):
+    """The part of the ONNX encoder that ingestion needs."""
 
     @property
     def dim(self) -> int: ...
@@ -35,7 +45,11 @@ class ImageEncoder(Protocol):
     @property
     def model_id(self) -> str: ...
 
-    def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray: ...
+    def preprocess(self, images: Sequence[Image.Image]) -> np.ndarray: ...
+
+    def encode_pixels(self, pixels: np.ndarray) -> np.ndarray: ...
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
 @dataclass
@@ -87,6 +101,7 @@ def product_hash(product: Product, catalog: Catalog) -> str:
         product.title,
         product.category,
         product.description,
+        product.price,
         sorted(product.attributes.items()),
         list(product.image_files),
     ]
@@ -103,28 +118,30 @@ def _batches(jobs: Sequence[_Job], size: int) -> Iterator[Sequence[_Job]]:
         yield jobs[start : start + size]
 
 
-def _decode(job: _Job) -> Image.Image | str:
-    """The decoded image, or the reason it cannot be used."""
-    if not job.path.is_file():
+def check_image(path: Path) -> Image.Image | str:
+    """The decoded image of a catalog file, or the reason it cannot be used."""
+    if not path.exists():
         return "image file not found"
+    if not path.is_file():
+        return "not a regular file (a directory?)"
     try:
-        return load_image(job.path)
+        image = load_image(path)
     except Exception as exc:  # any decoder failure is a per-image reject, never a crashed run
         return f"unreadable image: {exc}"
-
-
-def _mean_token_count(products: Sequence[Product]) -> float:
-    if not products:
-        return 16.0
-    return float(np.mean([len(product_text(p).split()) for p in products]))
+    if min(image.size) < MIN_IMAGE_SIDE:
+        return (
+            f"image is {image.width}x{image.height} px; at least {MIN_IMAGE_SIDE} px a side "
+            "is needed"
+        )
+    return image
 
 
 def ingest_catalog(
     catalog_dir: Path,
     store: VectorStore,
-    encoder: ImageEncoder,
+    encoder: IngestEncoder,
     batch_size: int = 32,
-    workers: int = 2,
+    workers: int | None = None,
     progress: ProgressFn | None = None,
     build_index: bool = True,
     replace_model: bool = False,
@@ -138,19 +155,22 @@ def ingest_catalog(
     Everything is decided per point from what the store holds, so a run that was interrupted
     at any moment is completed by the next one.
 
-    ``replace_model``: when the store holds vectors of another model, drop them first (they
-    cannot be compared with the new model's); otherwise that is an error.
+    ``replace_model``: when the store holds vectors of another model (or an older store
+    format), drop them first (they cannot be compared with the new model's); otherwise that is
+    an error.
     """
     started = time.perf_counter()
     catalog = read_catalog(catalog_dir)
     report = IngestReport(rejects=list(catalog.rejects))
-    held = store.info().model_id
-    if replace_model and held is not None and held != encoder.model_id:
-        log.warning("dropping %d points of model %s", store.count(), held)
+    texts = {p.product_id: product_text(p) for p in catalog.products}
+    try:
+        store.ensure_collection(encoder.dim, encoder.model_id, list(texts.values()))
+    except StoreError as exc:
+        if not replace_model:
+            raise
+        log.warning("dropping %d points: %s", store.count(), exc)
         store.drop()
-    store.ensure_collection(
-        encoder.dim, encoder.model_id, bm25_avg_len=_mean_token_count(catalog.products)
-    )
+        store.ensure_collection(encoder.dim, encoder.model_id, list(texts.values()))
     existing = {
         hit.id: (str(hit.payload.get("product_id", "")), hit.payload.get("content_hash"))
         for hit in store.scan(["product_id", "content_hash"])
@@ -164,31 +184,41 @@ def ingest_catalog(
             expected[pid] = product.product_id
             if existing.get(pid, ("", None))[1] != hashes[product.product_id]:
                 jobs.append(_Job(product, name, catalog.image_path(name)))
-    texts = {p.product_id: product_text(p) for p in catalog.products}
     changed: set[str] = set()
     present = {pid for pid in expected if pid in existing}
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        # Decoding batch i+1 runs in the pool while batch i is being embedded.
+    text_vectors: dict[str, np.ndarray] = {}
+
+    def prepare(job: _Job) -> np.ndarray | str:
+        image = check_image(job.path)
+        return image if isinstance(image, str) else encoder.preprocess([image])[0]
+
+    n_workers = workers or max(1, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="ingest-decode") as pool:
         batches = list(_batches(jobs, batch_size))
-        pending = pool.map(_decode, batches[0]) if batches else iter(())
+        in_flight: deque[list[Future[np.ndarray | str]]] = deque()
         for i, batch in enumerate(batches):
-            decoded = list(pending)
-            if i + 1 < len(batches):
-                pending = pool.map(_decode, batches[i + 1])
-            good: list[tuple[_Job, Image.Image]] = []
-            for job, result in zip(batch, decoded, strict=True):
+            while len(in_flight) < PREFETCH_BATCHES and i + len(in_flight) < len(batches):
+                in_flight.append([pool.submit(prepare, j) for j in batches[i + len(in_flight)]])
+            prepared = [f.result() for f in in_flight.popleft()]
+            good: list[tuple[_Job, np.ndarray]] = []
+            for job, result in zip(batch, prepared, strict=True):
                 if isinstance(result, str):
                     # An older point of this image, if any, stays: never lose a product.
                     report.rejects.append(Reject(str(job.path), job.product.product_id, result))
                 else:
                     good.append((job, result))
             if good:
-                vectors = encoder.encode_images([img for _, img in good])
+                vectors = encoder.encode_pixels(np.stack([px for _, px in good]))
+                new_texts = sorted({j.product.product_id for j, _ in good} - text_vectors.keys())
+                if new_texts:
+                    encoded = encoder.encode_texts([texts[pid] for pid in new_texts])
+                    text_vectors.update(zip(new_texts, encoded, strict=True))
                 points = [
                     PointRecord(
                         id=point_id(job.product.product_id, job.image_file),
                         image_vector=vec,
+                        text_vector=text_vectors[job.product.product_id],
                         text=texts[job.product.product_id],
                         payload={
                             **image_payload(job.product, job.image_file, job.path),
@@ -202,6 +232,9 @@ def ingest_catalog(
                 report.written += len(points)
                 present.update(p.id for p in points)
                 changed.update(job.product.product_id for job, _ in good)
+                # A product's images are consecutive in ``jobs``: only the last one can recur.
+                last = good[-1][0].product.product_id
+                text_vectors = {last: text_vectors[last]}
             if progress is not None:
                 progress(len(batch), len(jobs))
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, HTTPException, Request
 
 from app.embedding import Encoder
 from app.search.service import SearchService
@@ -36,3 +37,26 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 ServiceDep = Annotated[SearchService, Depends(get_service)]
 EncoderDep = Annotated[Encoder, Depends(get_encoder)]
 StoreDep = Annotated[VectorStore, Depends(get_store)]
+
+
+def require_admin(
+    settings: SettingsDep,
+    x_api_key: Annotated[str | None, Header(description="The admin key.")] = None,
+) -> None:
+    """Admin routes need ``X-API-Key`` equal to ``SNAPSHOP_ADMIN_KEY`` (constant-time compare)."""
+    if settings.admin_key is None:
+        raise HTTPException(
+            status_code=403, detail="the admin API is disabled: set SNAPSHOP_ADMIN_KEY to use it"
+        )
+    expected = settings.admin_key.get_secret_value().encode()
+    given = (x_api_key or "").encode()
+    # compare_digest takes time independent of where the strings differ.
+    if not x_api_key or not hmac.compare_digest(given, expected):
+        raise HTTPException(
+            status_code=401,
+            detail="missing or wrong X-API-Key header",
+            headers={"WWW-Authenticate": "X-API-Key"},
+        )
+
+
+AdminDep = Depends(require_admin)

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from app.api.routes import health, search
+from app.api.routes import admin, health, search
 from app.components import build_service, load_encoder, open_store
 from app.embedding import Encoder
 from app.search.service import QueryError
@@ -55,4 +55,5 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
 
     app.include_router(search.router)
     app.include_router(health.router)
+    app.include_router(admin.router)
     return app

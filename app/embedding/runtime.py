@@ -232,14 +232,29 @@ class Encoder:
             )
         return out
 
+    def preprocess(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """The image tower's input for ``images``: (N, 3, S, S) float32.
+
+        Separate from ``encode_pixels`` so callers can preprocess in worker threads while the
+        model runs the previous batch (ingestion does).
+        """
+        return preprocess_images(images, self.manifest)
+
+    def encode_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """(N, dim) float32, L2-normalised, from ``preprocess`` output."""
+        out = np.empty((len(pixels), self.dim), dtype=np.float32)
+        for start in range(0, len(pixels), self.max_batch):
+            chunk = pixels[start : start + self.max_batch]
+            out[start : start + len(chunk)] = self._run(self._image, IMAGE_INPUT, chunk)
+        return _l2_normalize(out)
+
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         """(N, dim) float32, L2-normalised."""
         out = np.empty((len(images), self.dim), dtype=np.float32)
         for start in range(0, len(images), self.max_batch):
             chunk = images[start : start + self.max_batch]
-            pixels = preprocess_images(chunk, self.manifest)
-            out[start : start + len(chunk)] = self._run(self._image, IMAGE_INPUT, pixels)
-        return _l2_normalize(out)
+            out[start : start + len(chunk)] = self.encode_pixels(self.preprocess(chunk))
+        return out
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         """(N, dim) float32, L2-normalised."""

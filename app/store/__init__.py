@@ -2,8 +2,11 @@
 
 from app.store.base import (
     BM25_VECTOR,
+    DENSE_VECTORS,
     IMAGE_VECTOR,
+    TEXT_VECTOR,
     Hit,
+    IndexStatus,
     PointRecord,
     SearchFilter,
     StoreError,
@@ -17,9 +20,12 @@ from app.store.edge import EdgeStore
 
 __all__ = [
     "BM25_VECTOR",
+    "DENSE_VECTORS",
     "IMAGE_VECTOR",
+    "TEXT_VECTOR",
     "EdgeStore",
     "Hit",
+    "IndexStatus",
     "PointRecord",
     "SearchFilter",
     "StoreError",

@@ -13,8 +13,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-IMAGE_VECTOR = "image"
+IMAGE_VECTOR = "image"  # the catalog photo, image tower
+TEXT_VECTOR = "text"  # the product's text (title, category, attributes...), text tower
 BM25_VECTOR = "bm25"
+DENSE_VECTORS = (IMAGE_VECTOR, TEXT_VECTOR)
 
 # Fixed namespace so a (product, image) pair maps to the same point id on every machine and run.
 POINT_NAMESPACE = uuid.UUID("6f1c2f4e-5b7a-4d43-9c1e-2a7d51c0b9e3")
@@ -41,10 +43,15 @@ def category_ancestors(path: str) -> list[str]:
 
 @dataclass(frozen=True)
 class PointRecord:
-    """One catalog image: its vector, the text the BM25 leg indexes, and the product payload."""
+    """One catalog image: its vectors, the text the BM25 leg indexes, and the product payload.
+
+    ``text_vector`` embeds ``text`` (the same for every image of a product); keeping it in the
+    same point means one write updates the photo, the keyword index and the text embedding.
+    """
 
     id: str
     image_vector: np.ndarray
+    text_vector: np.ndarray
     text: str
     payload: dict[str, Any]
 
@@ -68,6 +75,32 @@ class SearchFilter:
 
 
 @dataclass(frozen=True)
+class IndexStatus:
+    """Whether the ANN index covers the collection; searches are exact wherever it does not."""
+
+    state: str  # "ready" | "exact" (small: below the indexing threshold) | "pending" | "empty"
+    indexed_vectors: int
+    vectors: int
+    threshold_vectors: int  # per dense vector: collections below this are searched exactly
+
+    def describe(self) -> str:
+        if self.state == "ready":
+            return f"HNSW ready ({self.indexed_vectors} of {self.vectors} vectors indexed)"
+        if self.state == "exact":
+            return (
+                f"exact search ({self.vectors // len(DENSE_VECTORS)} points, below the "
+                f"indexing threshold of {self.threshold_vectors}; exact is fast at this size)"
+            )
+        if self.state == "pending":
+            return (
+                f"HNSW not built for {self.vectors - self.indexed_vectors} of {self.vectors} "
+                "vectors; searches over them are exact (correct, slower) until "
+                "`snapshop ingest --build-index` or the next ingest"
+            )
+        return "empty"
+
+
+@dataclass(frozen=True)
 class StoreInfo:
     backend: str
     points: int
@@ -85,11 +118,12 @@ class StoreError(RuntimeError):
 class VectorStore(Protocol):
     """Typed interface of the product's store."""
 
-    def ensure_collection(self, dim: int, model_id: str, bm25_avg_len: float = 16.0) -> None:
+    def ensure_collection(self, dim: int, model_id: str, corpus: Sequence[str] = ()) -> None:
         """Create the collection for vectors of ``dim`` made by ``model_id``, or check it matches.
 
-        ``bm25_avg_len`` (mean document length in tokens) is fixed at creation: BM25 document
-        weights depend on it, so changing it later would mix incompatible weights.
+        ``corpus`` (the texts about to be indexed) sets BM25's average document length, fixed at
+        creation: document weights depend on it, so changing it later would mix weights.
+        Raises ``StoreError`` when the store holds another model's vectors or an older format.
         """
 
     def upsert(self, points: Sequence[PointRecord]) -> None: ...
@@ -97,9 +131,13 @@ class VectorStore(Protocol):
     def delete(self, ids: Sequence[str]) -> None: ...
 
     def search_dense(
-        self, vector: np.ndarray, limit: int, flt: SearchFilter | None = None
+        self,
+        vector: np.ndarray,
+        limit: int,
+        flt: SearchFilter | None = None,
+        using: str = IMAGE_VECTOR,
     ) -> list[Hit]:
-        """Nearest catalog images to ``vector`` (cosine), best first."""
+        """Nearest points to ``vector`` (cosine) by their ``using`` vector, best first."""
 
     def search_bm25(self, text: str, limit: int, flt: SearchFilter | None = None) -> list[Hit]:
         """BM25 over the products' text, best first; empty when no term matches."""
@@ -113,6 +151,8 @@ class VectorStore(Protocol):
 
     def build_index(self) -> bool:
         """Build the ANN index after bulk loads; searches stay correct before it is ready."""
+
+    def index_status(self) -> IndexStatus: ...
 
     def info(self) -> StoreInfo: ...
 

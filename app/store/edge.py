@@ -1,8 +1,9 @@
 """Embedded store: the real Qdrant engine in-process (qdrant-edge), under ``<data-dir>/qdrant``.
 
-One named dense vector ``image`` (cosine, HNSW after ``build_index``), one sparse vector ``bm25``
-with the IDF modifier (document side term weights from qdrant-edge's own BM25 embedder), and payload
-indexes on ``product_id``, ``category`` (all ancestors of the path) and numeric fields.
+Two named dense vectors, ``image`` and ``text`` (cosine, HNSW after ``build_index``), one sparse
+vector ``bm25`` with the IDF modifier (document side term weights from qdrant-edge's own BM25
+embedder), and payload indexes on ``product_id``, ``category`` (all ancestors of the path) and
+numeric fields.
 """
 
 from __future__ import annotations
@@ -20,8 +21,11 @@ import qdrant_edge as qe
 
 from app.store.base import (
     BM25_VECTOR,
+    DENSE_VECTORS,
     IMAGE_VECTOR,
+    TEXT_VECTOR,
     Hit,
+    IndexStatus,
     PointRecord,
     SearchFilter,
     StoreError,
@@ -33,8 +37,12 @@ log = logging.getLogger(__name__)
 
 META_FILE = "snapshop.json"
 SHARD_DIR = "shard"
-META_FORMAT = 1
+# 2: the ``text`` vector was added; a format-1 store must be re-ingested (--replace-model).
+META_FORMAT = 2
 DEFAULT_BM25_AVG_LEN = 16.0  # product texts are short; 256 (the engine default) suits articles
+# Segments smaller than this (KB of vectors) are searched exactly instead of through HNSW.
+# Qdrant's default; stated here so that the status can say which regime a collection is in.
+DEFAULT_INDEXING_THRESHOLD_KB = 10_000
 
 KEYWORD_FIELDS = ("product_id", "category")
 INTEGER_FIELDS = ("year",)
@@ -46,8 +54,11 @@ class EdgeStore:
 
     backend = "qdrant-edge"
 
-    def __init__(self, root: Path) -> None:
+    def __init__(
+        self, root: Path, indexing_threshold_kb: int = DEFAULT_INDEXING_THRESHOLD_KB
+    ) -> None:
         self.root = root
+        self._threshold_kb = indexing_threshold_kb
         self._shard_dir = root / SHARD_DIR
         self._meta_path = root / META_FILE
         self._meta: dict[str, Any] | None = None
@@ -57,7 +68,9 @@ class EdgeStore:
         self._write_lock = threading.Lock()
         if self._meta_path.exists():
             self._meta = json.loads(self._meta_path.read_text())
-            self._open(create=False)
+            if self._meta.get("format") == META_FORMAT:
+                self._open(create=False)
+            # else: an older layout; ensure_collection says what to do, searches say "empty".
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -85,23 +98,39 @@ class EdgeStore:
 
     def _config(self) -> qe.EdgeConfig:
         assert self._meta is not None
+        dim = int(self._meta["dim"])
         return qe.EdgeConfig(
             vectors={
-                IMAGE_VECTOR: qe.EdgeVectorParams(
-                    size=int(self._meta["dim"]), distance=qe.Distance.Cosine
-                )
+                name: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)
+                for name in DENSE_VECTORS
             },
             sparse_vectors={BM25_VECTOR: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+            optimizers=qe.EdgeOptimizersConfig(
+                indexing_threshold=int(self._meta["indexing_threshold_kb"])
+            ),
         )
 
     def _index(self, name: str, schema: qe.PayloadSchemaType) -> None:
         assert self._shard is not None
         self._shard.update(qe.UpdateOperation.create_field_index(name, schema))
 
-    def ensure_collection(
-        self, dim: int, model_id: str, bm25_avg_len: float = DEFAULT_BM25_AVG_LEN
-    ) -> None:
+    def bm25_tokens(self, text: str) -> list[int]:
+        """The engine's BM25 terms of ``text`` (stemmed, stopwords dropped), repeats kept.
+
+        qdrant-edge exposes no tokenizer, so each word is run through its query embedder (which
+        tokenizes exactly like the document side); used for average lengths and by test oracles.
+        """
+        bm25 = self._bm25 or qe.Bm25(qe.Bm25Config(avg_len=DEFAULT_BM25_AVG_LEN))
+        return [int(i) for word in text.split() for i in bm25.embed_query(word).indices]
+
+    def ensure_collection(self, dim: int, model_id: str, corpus: Sequence[str] = ()) -> None:
         if self._meta is not None:
+            if self._meta.get("format") != META_FORMAT:
+                raise StoreError(
+                    f"the store at {self.root} was written by an older snapshop (store format "
+                    f"{self._meta.get('format')}, this one writes {META_FORMAT}); re-ingest "
+                    "with --replace-model, or use another --data-dir"
+                )
             if self._meta["dim"] != dim or self._meta["model_id"] != model_id:
                 raise StoreError(
                     f"the store at {self.root} holds vectors of model {self._meta['model_id']} "
@@ -114,11 +143,13 @@ class EdgeStore:
             # A shard without meta is a creation that was interrupted before any point was
             # written (points only come after this method returns): start it afresh.
             shutil.rmtree(self._shard_dir)
+        lengths = [len(self.bm25_tokens(t)) for t in corpus]
         self._meta = {
             "format": META_FORMAT,
             "dim": dim,
             "model_id": model_id,
-            "bm25_avg_len": bm25_avg_len,
+            "bm25_avg_len": (sum(lengths) / len(lengths)) if lengths else DEFAULT_BM25_AVG_LEN,
+            "indexing_threshold_kb": self._threshold_kb,
         }
         self._open(create=True)
         # Written after the shard exists, so a crash in between leaves no meta pointing at nothing.
@@ -158,6 +189,7 @@ class EdgeStore:
                 p.id,
                 {
                     IMAGE_VECTOR: np.asarray(p.image_vector, dtype=np.float32).tolist(),
+                    TEXT_VECTOR: np.asarray(p.text_vector, dtype=np.float32).tolist(),
                     BM25_VECTOR: self._bm25.embed_document(p.text),
                 },
                 p.payload,
@@ -198,10 +230,16 @@ class EdgeStore:
         ]
 
     def search_dense(
-        self, vector: np.ndarray, limit: int, flt: SearchFilter | None = None
+        self,
+        vector: np.ndarray,
+        limit: int,
+        flt: SearchFilter | None = None,
+        using: str = IMAGE_VECTOR,
     ) -> list[Hit]:
         shard = self._require()
-        query = qe.Query.Nearest(np.asarray(vector, dtype=np.float32).tolist(), using=IMAGE_VECTOR)
+        if using not in DENSE_VECTORS:
+            raise ValueError(f"unknown dense vector {using!r}; have {', '.join(DENSE_VECTORS)}")
+        query = qe.Query.Nearest(np.asarray(vector, dtype=np.float32).tolist(), using=using)
         req = qe.QueryRequest(
             limit=limit, query=query, filter=self._filter(flt), with_payload=True, with_vector=False
         )
@@ -245,6 +283,26 @@ class EdgeStore:
             return 0
         return int(self._shard.count(qe.CountRequest(filter=self._filter(flt), exact=True)))
 
+    def index_status(self) -> IndexStatus:
+        meta = self._meta or {}
+        dim = int(meta.get("dim") or 1)
+        threshold = int(meta.get("indexing_threshold_kb", self._threshold_kb)) * 1024 // (4 * dim)
+        if self._shard is None:
+            return IndexStatus("empty", 0, 0, threshold)
+        info = self._shard.info()
+        points = int(info.points_count)
+        vectors = points * len(DENSE_VECTORS)
+        indexed = min(int(info.indexed_vectors_count), vectors)
+        if points == 0:
+            state = "empty"
+        elif indexed >= vectors:
+            state = "ready"
+        elif points < threshold:
+            state = "exact"
+        else:
+            state = "pending"
+        return IndexStatus(state, indexed, vectors, threshold)
+
     def info(self) -> StoreInfo:
         meta = self._meta or {}
         if self._shard is None:
@@ -257,5 +315,10 @@ class EdgeStore:
             segments=int(shard_info.segments_count),
             dim=meta.get("dim"),
             model_id=meta.get("model_id"),
-            extra={"path": str(self.root), "bm25_avg_len": meta.get("bm25_avg_len")},
+            extra={
+                "path": str(self.root),
+                "format": meta.get("format"),
+                "bm25_avg_len": meta.get("bm25_avg_len"),
+                "index": self.index_status().describe(),
+            },
         )

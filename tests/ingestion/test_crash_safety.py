@@ -16,6 +16,7 @@ import qdrant_edge as qe
 from app.embedding import Encoder, load_image
 from app.store import point_id
 from ingestion.catalog import read_catalog
+from ingestion.documents import product_text
 from ingestion.pipeline import product_hash
 from tests.helpers import snapshop_cmd
 
@@ -83,9 +84,13 @@ def _check_store_equals_catalog(data_dir: Path, catalog_dir: Path, bundle: Path)
         encoder = Encoder(bundle, device="cpu")
         images = [load_image(catalog.image_path(expected[str(r.id)][1])) for r in stored]
         fresh = encoder.encode_images(images)
-        for record, vec in zip(stored, fresh, strict=True):
+        texts = encoder.encode_texts([product_text(expected[str(r.id)][0]) for r in stored])
+        for record, vec, text_vec in zip(stored, fresh, texts, strict=True):
             v = np.asarray(record.vector["image"], dtype=np.float32)
             assert float(v @ vec / np.linalg.norm(v)) > 0.9999
+            # The text vector follows the (possibly edited) title of the same product.
+            t = np.asarray(record.vector["text"], dtype=np.float32)
+            assert float(t @ text_vec / np.linalg.norm(t)) > 0.9999
     finally:
         shard.close()
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from app.store import (
+    TEXT_VECTOR,
     EdgeStore,
     PointRecord,
     SearchFilter,
@@ -28,6 +29,7 @@ def _records(n: int, seed: int = 0) -> list[PointRecord]:
             PointRecord(
                 id=point_id(f"p{i}", f"p{i}.jpg"),
                 image_vector=rng.normal(size=DIM).astype(np.float32),
+                text_vector=rng.normal(size=DIM).astype(np.float32),
                 text=f"{words[c]} item{i}",
                 payload={
                     "product_id": f"p{i}",
@@ -98,7 +100,15 @@ def test_bm25_ranks_matching_text_and_respects_filters(store: EdgeStore) -> None
 def test_upsert_replaces_and_delete_removes(store: EdgeStore) -> None:
     rec = _records(1)[0]
     store.upsert(
-        [PointRecord(rec.id, rec.image_vector, "new words", {**rec.payload, "title": "x"})]
+        [
+            PointRecord(
+                rec.id,
+                rec.image_vector,
+                rec.text_vector,
+                "new words",
+                {**rec.payload, "title": "x"},
+            )
+        ]
     )
     assert store.count() == 30
     assert store.retrieve([rec.id])[0].payload["title"] == "x"
@@ -166,3 +176,61 @@ def test_a_creation_interrupted_before_its_meta_is_redone(tmp_path: Path) -> Non
     again.upsert(_records(3))
     assert again.count() == 3
     again.close()
+
+
+def test_text_vectors_are_searched_separately_from_image_vectors(store: EdgeStore) -> None:
+    rec = _records(30)[4]
+    by_text = store.search_dense(rec.text_vector, 1, using=TEXT_VECTOR)
+    assert by_text[0].id == rec.id
+    assert by_text[0].score == pytest.approx(1.0, abs=1e-5)
+    # The same query against the image vectors is just another random vector.
+    assert store.search_dense(rec.text_vector, 1)[0].score < 0.999
+    with pytest.raises(ValueError, match="unknown dense vector"):
+        store.search_dense(rec.text_vector, 1, using="colour")
+
+
+def test_bm25_average_length_comes_from_the_engines_own_tokens(tmp_path: Path) -> None:
+    s = EdgeStore(tmp_path / "q")
+    # "the", "of" and "and" are stopwords: 2 + 4 terms -> mean 3, not the 4.5 words.
+    s.ensure_collection(DIM, "m", ["the red apple", "shirts of cotton and denim jeans"])
+    assert s.info().extra["bm25_avg_len"] == pytest.approx(3.0)
+    # Plural and singular stem to the same term.
+    assert s.bm25_tokens("shirts") == s.bm25_tokens("shirt")
+    s.close()
+
+
+def test_index_status_says_exact_below_threshold_and_ready_after_build(tmp_path: Path) -> None:
+    small = EdgeStore(tmp_path / "small")
+    small.ensure_collection(DIM, "m")
+    small.upsert(_records(30))
+    assert small.index_status().state == "exact"  # default threshold: ~320k vectors of dim 8
+    small.close()
+    # A threshold of 1 KB (32 vectors of dim 8) makes 60 points big enough to need HNSW.
+    big = EdgeStore(tmp_path / "big", indexing_threshold_kb=1)
+    big.ensure_collection(DIM, "m")
+    big.upsert(_records(60))
+    status = big.index_status()
+    assert status.state == "pending", status
+    assert "exact" in status.describe()
+    probe = _records(60)[7]
+    assert big.search_dense(probe.image_vector, 1)[0].id == probe.id  # correct before the index
+    assert big.build_index()
+    status = big.index_status()
+    assert (status.state, status.indexed_vectors, status.vectors) == ("ready", 120, 120)
+    assert big.search_dense(probe.image_vector, 1)[0].id == probe.id
+    big.close()
+
+
+def test_a_store_of_an_older_format_asks_for_replace_model(tmp_path: Path) -> None:
+    s = EdgeStore(tmp_path / "q")
+    s.ensure_collection(DIM, "m")
+    s.close()
+    meta = tmp_path / "q" / "snapshop.json"
+    meta.write_text(meta.read_text().replace('"format": 2', '"format": 1'))
+    old = EdgeStore(tmp_path / "q")
+    with pytest.raises(StoreError, match=r"older snapshop.*--replace-model"):
+        old.ensure_collection(DIM, "m")
+    old.drop()
+    old.ensure_collection(DIM, "m")
+    assert old.info().extra["format"] == 2
+    old.close()

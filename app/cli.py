@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -162,47 +163,122 @@ def ingest(
         raise typer.Exit(1)
 
 
-def _run_search(
-    text: str | None, image: Path | None, k: int, category: str | None
-) -> dict[str, Any]:
+def _run_search(query_args: dict[str, Any], image: Path | None) -> dict[str, Any]:
     from app.components import build_service, load_encoder, open_store
+    from app.search.schemas import SearchBody
     from app.search.service import SearchQuery
 
     cfg = settings()
     with friendly_errors():
+        try:
+            body = SearchBody.model_validate(query_args)
+        except ValidationError as exc:
+            fail(_reasons(exc))
         data = image.read_bytes() if image is not None else None
         encoder = load_encoder(cfg)
         store = open_store(cfg)
+        service = None
         try:
             service = build_service(cfg, store, encoder)
-            response = service.search(SearchQuery(text=text, image=data, k=k, category=category))
+            response = service.search(SearchQuery.from_body(body, data))
         finally:
+            if service is not None:
+                service.close()
             store.close()
     return response.model_dump()
+
+
+def _reasons(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in exc.errors()
+    )
+
+
+def _pairs(values: list[str], option: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            fail(f"{option} takes NAME=VALUE, got {item!r}")
+        out[name.strip()] = value.strip()
+    return out
 
 
 @app.command()
 def search(
     text: Annotated[str | None, typer.Option("--text", "-t", help="Typed query.")] = None,
     image: Annotated[Path | None, typer.Option("--image", "-i", help="Query photo.")] = None,
-    k: Annotated[int, typer.Option(help="Number of products.")] = 10,
+    k: Annotated[int, typer.Option(help="Number of results.")] = 10,
+    offset: Annotated[int, typer.Option(help="Results to skip.")] = 0,
     category: Annotated[str | None, typer.Option(help="Category path prefix.")] = None,
+    price_min: Annotated[float | None, typer.Option(help="Lowest price.")] = None,
+    price_max: Annotated[float | None, typer.Option(help="Highest price.")] = None,
+    attr: Annotated[
+        list[str] | None, typer.Option(help="Attribute equality NAME=VALUE (repeatable).")
+    ] = None,
+    crop: Annotated[
+        str | None, typer.Option(help="Photo box x0,y0,x1,y1 in 0..1 (cut before embedding).")
+    ] = None,
+    profile: Annotated[str | None, typer.Option(help="Fusion profile name.")] = None,
+    explain: Annotated[bool, typer.Option(help="Show each leg's share.")] = False,
+    group: Annotated[bool, typer.Option(help="One result per product.")] = True,
+    predict_category: Annotated[
+        bool | None, typer.Option(help="Restrict image legs to the predicted category.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the API's JSON.")] = False,
 ) -> None:
     """Search the store by photo, by text, or both (the same service the API runs)."""
     if text is None and image is None:
         fail("give --image PATH, --text TEXT, or both")
-    response = _run_search(text, image, k, category)
+    box = None
+    if crop is not None:
+        parts = crop.split(",")
+        try:
+            box = dict(zip(("x0", "y0", "x1", "y1"), map(float, parts), strict=True))
+        except ValueError:
+            fail(f"--crop takes four numbers x0,y0,x1,y1, got {crop!r}")
+    query_args: dict[str, Any] = {
+        "q": text,
+        "k": k,
+        "offset": offset,
+        "filters": {
+            "category": category,
+            "price_min": price_min,
+            "price_max": price_max,
+            "attributes": _pairs(attr or [], "--attr"),
+        },
+        "crop": box,
+        "profile": profile,
+        "explain": explain,
+        "group_by_product": group,
+        "predict_category": predict_category,
+    }
+    response = _run_search(query_args, image)
     if as_json:
         print(json.dumps(response, indent=2))
         return
     table = Table("#", "product_id", "title", "category", "score", "legs")
-    for i, r in enumerate(response["results"], start=1):
-        legs = " ".join(f"{name}:{rank}" for name, rank in r["ranks"].items())
+    for i, r in enumerate(response["results"], start=offset + 1):
+        if explain and r["explain"]:
+            legs = " ".join(
+                f"{name}:{e['rank']}({e['contribution']:.4f})" for name, e in r["explain"].items()
+            )
+        else:
+            legs = " ".join(f"{name}:{rank}" for name, rank in r["ranks"].items())
         table.add_row(str(i), r["product_id"], r["title"], r["category"], f"{r['score']:.4f}", legs)
     out.print(table)
     timings = ", ".join(f"{k}={v:.1f}" for k, v in response["timings_ms"].items())
-    err.print(f"model {response['model']}; ms: {timings}")
+    profile_ref = response["profile"]
+    err.print(
+        f"model {response['model']}; profile {profile_ref['name']}@{profile_ref['version']}; "
+        f"ms: {timings}"
+    )
+    if response.get("predicted_category"):
+        pc = response["predicted_category"]
+        err.print(
+            f"predicted category {pc['path']} ({pc['confidence']:.0%}, "
+            f"{'applied' if pc['applied'] else 'not applied'})"
+        )
 
 
 @app.command()
@@ -542,6 +618,91 @@ def bench_ingest_cmd(
         result = bench_ingest(
             catalog_dir, encoder, limit, batch_size=batch_size or cfg.batch_size, workers=workers
         )
+    text = json.dumps(result, indent=2)
+    if out is not None:
+        out.write_text(text + "\n")
+    print(text)
+
+
+@app.command("eval")
+def eval_cmd(
+    queries_dir: Annotated[
+        Path, typer.Argument(help="Folder with text_queries.csv and/or image_queries.csv.")
+    ],
+    profile: Annotated[str | None, typer.Option(help="Fusion profile (default: default).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Also write the JSON to this file.")] = None,
+) -> None:
+    """Search quality on query sets with known answers: each leg alone vs the profile's fusion."""
+    from app.components import build_service, load_encoder, open_store
+    from app.evaluation.queries import QueryFileError, read_image_queries, read_text_queries
+    from app.evaluation.search import evaluate_search
+
+    cfg = settings()
+    text_csv, image_csv = queries_dir / "text_queries.csv", queries_dir / "image_queries.csv"
+    if not text_csv.is_file() and not image_csv.is_file():
+        fail(f"{queries_dir}: no text_queries.csv or image_queries.csv")
+    with friendly_errors():
+        try:
+            texts = read_text_queries(text_csv) if text_csv.is_file() else []
+            photos = read_image_queries(image_csv) if image_csv.is_file() else []
+        except QueryFileError as exc:
+            fail(str(exc))
+        encoder = load_encoder(cfg)
+        store = open_store(cfg)
+        service = build_service(cfg, store, encoder)
+        try:
+            result = {
+                "profile": service.profile(profile).model_dump(),
+                **evaluate_search(service, photos, texts, profile=profile),
+            }
+        finally:
+            service.close()
+            store.close()
+    text = json.dumps(result, indent=2)
+    if out is not None:
+        out.write_text(text + "\n")
+    print(text)
+
+
+@bench_app.command("search")
+def bench_search_cmd(
+    queries_dir: Annotated[
+        Path, typer.Argument(help="Folder with text_queries.csv and image_queries.csv.")
+    ],
+    concurrency: Annotated[int, typer.Option(min=1, help="Concurrent clients.")] = 8,
+    rounds: Annotated[int, typer.Option(min=1, help="Runs of each mode, alternating.")] = 2,
+    limit: Annotated[int, typer.Option(min=1, help="Queries per round (text + photo).")] = 120,
+    out: Annotated[Path | None, typer.Option(help="Also write the JSON to this file.")] = None,
+) -> None:
+    """Search latency under load, micro-batching on vs off, against the ingested store."""
+    from app.benchmarks.search import bench_search
+    from app.components import load_encoder, open_profiles, open_store
+    from app.evaluation.queries import read_image_queries, read_text_queries
+    from app.search.service import SearchQuery, SearchService
+
+    cfg = settings()
+    with friendly_errors():
+        texts = read_text_queries(queries_dir / "text_queries.csv")
+        photos = read_image_queries(queries_dir / "image_queries.csv")
+        mixed: list[SearchQuery] = []
+        for i in range(limit):
+            if i % 2 == 0:
+                mixed.append(SearchQuery(text=texts[(i // 2) % len(texts)].text))
+            else:
+                mixed.append(SearchQuery(image=photos[(i // 2) % len(photos)].image.read_bytes()))
+        encoder = load_encoder(cfg)
+        store = open_store(cfg)
+        repo = open_profiles(cfg)
+        kwargs = {"profiles": repo, "rrf_k": cfg.rrf_k, "max_k": cfg.max_k}
+        plain = SearchService(store, encoder, micro_batch=False, **kwargs)  # type: ignore[arg-type]
+        batched = SearchService(store, encoder, micro_batch=True, **kwargs)  # type: ignore[arg-type]
+        try:
+            result = bench_search(plain, batched, mixed, concurrency, rounds)
+        finally:
+            plain.close()
+            batched.close()
+            repo.close()
+            store.close()
     text = json.dumps(result, indent=2)
     if out is not None:
         out.write_text(text + "\n")

@@ -6,6 +6,7 @@ The CLI and the API both start here, so they always run the same code with the s
 from __future__ import annotations
 
 from app.embedding import BundleError, Encoder, ProviderError
+from app.profiles import ProfileRepository
 from app.search.service import SearchService
 from app.settings import Settings
 from app.store import EdgeStore, VectorStore
@@ -35,5 +36,22 @@ def open_store(settings: Settings) -> VectorStore:
     return EdgeStore(settings.store_dir, indexing_threshold_kb=settings.index_threshold_kb)
 
 
-def build_service(settings: Settings, store: VectorStore, encoder: Encoder) -> SearchService:
-    return SearchService(store, encoder, rrf_k=settings.rrf_k, max_k=settings.max_k)
+def open_profiles(settings: Settings) -> ProfileRepository:
+    return ProfileRepository(settings.profiles_path)
+
+
+def build_service(
+    settings: Settings,
+    store: VectorStore,
+    encoder: Encoder,
+    profiles: ProfileRepository | None = None,
+) -> SearchService:
+    return SearchService(
+        store,
+        encoder,
+        profiles=profiles if profiles is not None else open_profiles(settings),
+        rrf_k=settings.rrf_k,
+        max_k=settings.max_k,
+        max_window=settings.max_window,
+        micro_batch=settings.micro_batch,
+    )

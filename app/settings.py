@@ -40,6 +40,13 @@ class Settings(BaseSettings):
     batch_size: int = Field(default=32, ge=1, le=1024, description="Images per inference batch.")
     rrf_k: int = Field(default=60, ge=1, description="k of reciprocal-rank fusion.")
     max_k: int = Field(default=100, ge=1, description="Largest k a search may ask for.")
+    micro_batch: bool = Field(
+        default=False,
+        description="Share model runs between concurrent queries (see snapshop bench search).",
+    )
+    max_window: int = Field(
+        default=1_000, ge=1, description="Largest offset + k: how deep paging may go."
+    )
     max_upload_mb: float = Field(default=10.0, gt=0, description="Largest query image accepted.")
     host: str = "127.0.0.1"
     port: int = 8000
@@ -70,6 +77,10 @@ class Settings(BaseSettings):
     @property
     def store_dir(self) -> Path:
         return self.data_dir / "qdrant"
+
+    @property
+    def profiles_path(self) -> Path:
+        return self.data_dir / "profiles.sqlite"
 
     @property
     def runs_dir(self) -> Path:

@@ -32,10 +32,8 @@ PRODUCTS_FILE = PRODUCTS_CSV  # the shared catalog's format
 IMAGES_DIR = "images"
 CORE_FIELDS = ("product_id", "title", "description", "category", "price", "image_files")
 REQUIRED_FIELDS = ("product_id", "title", "image_files")
-# Names the store's payload uses itself; an attribute of that name would be ambiguous.
-RESERVED_NAMES = frozenset(
-    {"attributes", "category_path", "content_hash", "image_file", "image_path", "images"}
-)
+# In JSONL ``attributes`` is the object of attributes; a CSV column of that name is ambiguous.
+RESERVED_NAMES = frozenset({"attributes"})
 MAX_ID_CHARS = 256
 MAX_TITLE_CHARS = 1_000
 MAX_TEXT_CHARS = 20_000  # description; a whole page pasted in is a mistake, not a product
@@ -205,9 +203,6 @@ def validate_row(fields: Mapping[str, Any], line: int) -> Product | str:
             return f"attribute {name!r} contains control characters"
         if value:
             attributes[str(name)] = value
-    reserved = RESERVED_NAMES & attributes.keys()
-    if reserved:
-        return f"attribute name(s) {', '.join(sorted(reserved))} are reserved; rename them"
     year = attributes.get("year")
     if year is not None and not year.isdigit():
         return f"year {year!r} is not a whole number"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from app.store import category_ancestors
+from app.store import attribute_term, category_ancestors
 from ingestion.catalog import Product
 
 
@@ -31,6 +31,7 @@ def image_payload(product: Product, image_file: str, image_path: Path) -> dict[s
         # Nested so that an attribute can never shadow a field of ours; filters address
         # them as ``attributes.<name>``.
         "attributes": {k: v for k, v in product.attributes.items() if k != "year"},
+        "attribute_terms": [attribute_term(k, v) for k, v in product.attributes.items()],
     }
     if product.price is not None:
         payload["price"] = product.price

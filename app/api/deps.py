@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Header, HTTPException, Request
 
 from app.embedding import Encoder
+from app.profiles import ProfileRepository
 from app.search.service import SearchService
 from app.settings import Settings
 from app.store import VectorStore
@@ -33,7 +34,13 @@ def get_store(request: Request) -> VectorStore:
     return store
 
 
+def get_profiles(request: Request) -> ProfileRepository:
+    profiles: ProfileRepository = request.app.state.profiles
+    return profiles
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+ProfilesDep = Annotated[ProfileRepository, Depends(get_profiles)]
 ServiceDep = Annotated[SearchService, Depends(get_service)]
 EncoderDep = Annotated[Encoder, Depends(get_encoder)]
 StoreDep = Annotated[VectorStore, Depends(get_store)]

@@ -9,10 +9,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from app.api.routes import admin, health, search
-from app.components import build_service, load_encoder, open_store
+from app.api.routes import admin, health, products, profiles, search
+from app.components import build_service, load_encoder, open_profiles, open_store
 from app.embedding import Encoder
-from app.search.service import QueryError
+from app.search.service import NotFoundError, QueryError
 from app.settings import Settings
 from app.store import StoreError
 
@@ -28,14 +28,19 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
         nonlocal encoder
         encoder = encoder or load_encoder(settings)
         store = open_store(settings)
+        repo = open_profiles(settings)
+        service = build_service(settings, store, encoder, repo)
         app.state.settings = settings
         app.state.encoder = encoder
         app.state.store = store
-        app.state.service = build_service(settings, store, encoder)
+        app.state.profiles = repo
+        app.state.service = service
         log.info("serving model %s on %s", encoder.model_id, encoder.provider)
         try:
             yield
         finally:
+            service.close()
+            repo.close()
             store.close()
 
     app = FastAPI(
@@ -49,6 +54,10 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
     async def _query_error(_: Request, exc: QueryError) -> JSONResponse:
         return JSONResponse(status_code=422, content={"detail": str(exc)})
 
+    @app.exception_handler(NotFoundError)
+    async def _not_found(_: Request, exc: NotFoundError) -> JSONResponse:
+        return JSONResponse(status_code=404, content={"detail": str(exc)})
+
     @app.exception_handler(StoreError)
     async def _store_error(_: Request, exc: StoreError) -> JSONResponse:
         return JSONResponse(status_code=503, content={"detail": str(exc)})
@@ -56,4 +65,6 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
     app.include_router(search.router)
     app.include_router(health.router)
     app.include_router(admin.router)
+    app.include_router(products.router)
+    app.include_router(profiles.router)
     return app

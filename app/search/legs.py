@@ -1,56 +1,84 @@
-"""Retrieval legs: each turns one query input into a ranked list of catalog points."""
+"""Retrieval legs: each turns one query input into a ranked list of catalog points, raw scores on.
+
+Every leg applies the request's filter and its score floor inside the engine, so a floor
+never lets a filtered-out point back in, and a filter never lowers what a floor keeps.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
+from app.profiles.model import BM25, IMAGE_TO_IMAGE, IMAGE_TO_TEXT, TEXT_TO_IMAGE, TEXT_TO_TEXT
 from app.store import IMAGE_VECTOR, TEXT_VECTOR, Hit, SearchFilter, VectorStore
 
-IMAGE_TO_IMAGE = "image"
-IMAGE_TO_TEXT = "image_text"
-TEXT_TO_IMAGE = "text_image"
-TEXT_TO_TEXT = "text_text"
-BM25 = "bm25"
-
-
-@dataclass(frozen=True)
-class LegResult:
-    name: str
-    hits: list[Hit]
-    ms: float
+__all__ = [
+    "BM25",
+    "IMAGE_TO_IMAGE",
+    "IMAGE_TO_TEXT",
+    "TEXT_TO_IMAGE",
+    "TEXT_TO_TEXT",
+    "bm25",
+    "image_to_image",
+    "image_to_text",
+    "text_to_image",
+    "text_to_text",
+]
 
 
 def image_to_image(
-    store: VectorStore, image_vec: np.ndarray, limit: int, flt: SearchFilter | None
+    store: VectorStore,
+    image_vec: np.ndarray,
+    limit: int,
+    flt: SearchFilter | None,
+    min_score: float | None = None,
 ) -> list[Hit]:
     """Query photo against catalog photos (image tower on both sides)."""
-    return store.search_dense(image_vec, limit, flt, using=IMAGE_VECTOR)
+    return store.search_dense(image_vec, limit, flt, using=IMAGE_VECTOR, min_score=min_score)
 
 
 def image_to_text(
-    store: VectorStore, image_vec: np.ndarray, limit: int, flt: SearchFilter | None
+    store: VectorStore,
+    image_vec: np.ndarray,
+    limit: int,
+    flt: SearchFilter | None,
+    min_score: float | None = None,
 ) -> list[Hit]:
-    """Query photo against the products' text embeddings: robust when the catalog photo is
-    a studio shot and the query a shelf snapshot, since the text names what the item is."""
-    return store.search_dense(image_vec, limit, flt, using=TEXT_VECTOR)
+    """Query photo against the products' text embeddings (the towers share one space).
+
+    Robust when the catalog photo is a studio shot and the query a shelf snapshot: the text
+    names what the item is, whatever the picture looks like.
+    """
+    return store.search_dense(image_vec, limit, flt, using=TEXT_VECTOR, min_score=min_score)
 
 
 def text_to_image(
-    store: VectorStore, text_vec: np.ndarray, limit: int, flt: SearchFilter | None
+    store: VectorStore,
+    text_vec: np.ndarray,
+    limit: int,
+    flt: SearchFilter | None,
+    min_score: float | None = None,
 ) -> list[Hit]:
-    """Typed query (text tower) against catalog photos: the towers share one space."""
-    return store.search_dense(text_vec, limit, flt, using=IMAGE_VECTOR)
+    """Typed query (text tower) against catalog photos."""
+    return store.search_dense(text_vec, limit, flt, using=IMAGE_VECTOR, min_score=min_score)
 
 
 def text_to_text(
-    store: VectorStore, text_vec: np.ndarray, limit: int, flt: SearchFilter | None
+    store: VectorStore,
+    text_vec: np.ndarray,
+    limit: int,
+    flt: SearchFilter | None,
+    min_score: float | None = None,
 ) -> list[Hit]:
-    """Typed query against the products' text embeddings (dense: synonyms, no exact terms)."""
-    return store.search_dense(text_vec, limit, flt, using=TEXT_VECTOR)
+    """Typed query against the products' text embeddings: synonyms and paraphrases match."""
+    return store.search_dense(text_vec, limit, flt, using=TEXT_VECTOR, min_score=min_score)
 
 
-def bm25(store: VectorStore, text: str, limit: int, flt: SearchFilter | None) -> list[Hit]:
-    """Keyword match over the products' text, inside the engine."""
-    return store.search_bm25(text, limit, flt)
+def bm25(
+    store: VectorStore,
+    text: str,
+    limit: int,
+    flt: SearchFilter | None,
+    min_score: float | None = None,
+) -> list[Hit]:
+    """Keyword match over the products' text, inside the engine (exact terms, SKUs, brands)."""
+    return store.search_bm25(text, limit, flt, min_score=min_score)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -63,15 +63,37 @@ class Hit:
     payload: dict[str, Any]
 
 
+def attribute_term(name: str, value: str) -> str:
+    """``name=value`` lowercased: one keyword per attribute, so equality filters are indexed
+    and case-insensitive whatever attributes a catalog has."""
+    return f"{name.strip().lower()}={value.strip().lower()}"
+
+
 @dataclass(frozen=True)
 class SearchFilter:
     """Restrictions every leg applies inside the engine (never by post-filtering)."""
 
     category: str | None = None
+    price_min: float | None = None
+    price_max: float | None = None
+    attributes: tuple[tuple[str, str], ...] = ()  # (name, value) pairs, all must hold
+    exclude_products: tuple[str, ...] = ()
 
     @property
     def empty(self) -> bool:
-        return not self.category
+        return not (
+            self.category
+            or self.price_min is not None
+            or self.price_max is not None
+            or self.attributes
+            or self.exclude_products
+        )
+
+    def with_category(self, category: str | None) -> SearchFilter:
+        return replace(self, category=category)
+
+    def excluding(self, product_ids: Sequence[str]) -> SearchFilter:
+        return replace(self, exclude_products=tuple(self.exclude_products) + tuple(product_ids))
 
 
 @dataclass(frozen=True)
@@ -136,13 +158,26 @@ class VectorStore(Protocol):
         limit: int,
         flt: SearchFilter | None = None,
         using: str = IMAGE_VECTOR,
+        min_score: float | None = None,
     ) -> list[Hit]:
-        """Nearest points to ``vector`` (cosine) by their ``using`` vector, best first."""
+        """Nearest points to ``vector`` (cosine) by their ``using`` vector, best first.
 
-    def search_bm25(self, text: str, limit: int, flt: SearchFilter | None = None) -> list[Hit]:
+        ``min_score``: only hits at least this similar (applied inside the engine, together with
+        the filter, so a floor and a filter never interact).
+        """
+
+    def search_bm25(
+        self, text: str, limit: int, flt: SearchFilter | None = None, min_score: float | None = None
+    ) -> list[Hit]:
         """BM25 over the products' text, best first; empty when no term matches."""
 
     def retrieve(self, ids: Sequence[str]) -> list[Hit]: ...
+
+    def vectors(self, ids: Sequence[str]) -> dict[str, dict[str, np.ndarray]]:
+        """The dense vectors of the given points: id -> vector name -> vector."""
+
+    def product_points(self, product_id: str) -> list[Hit]:
+        """Every point (image) of one product, with payloads; empty when it is unknown."""
 
     def scan(self, fields: Sequence[str]) -> Iterator[Hit]:
         """Every point, with only the payload ``fields`` (score 0): what ingest compares against."""

@@ -30,6 +30,7 @@ from app.store.base import (
     SearchFilter,
     StoreError,
     StoreInfo,
+    attribute_term,
     category_ancestors,
 )
 
@@ -44,7 +45,7 @@ DEFAULT_BM25_AVG_LEN = 16.0  # product texts are short; 256 (the engine default)
 # Qdrant's default; stated here so that the status can say which regime a collection is in.
 DEFAULT_INDEXING_THRESHOLD_KB = 10_000
 
-KEYWORD_FIELDS = ("product_id", "category")
+KEYWORD_FIELDS = ("product_id", "category", "attribute_terms")
 INTEGER_FIELDS = ("year",)
 FLOAT_FIELDS = ("price",)
 
@@ -218,10 +219,20 @@ class EdgeStore:
         if flt is None or flt.empty:
             return None
         must: list[Any] = []
+        must_not: list[Any] = []
         if flt.category:
             ancestors = category_ancestors(flt.category)
             must.append(qe.FieldCondition("category", match=qe.MatchValue(ancestors[-1])))
-        return qe.Filter(must=must)
+        if flt.price_min is not None or flt.price_max is not None:
+            price = qe.RangeFloat(gte=flt.price_min, lte=flt.price_max)
+            must.append(qe.FieldCondition("price", range=price))
+        for name, value in flt.attributes:
+            term = attribute_term(name, value)
+            must.append(qe.FieldCondition("attribute_terms", match=qe.MatchValue(term)))
+        if flt.exclude_products:
+            excluded = qe.MatchAny(list(flt.exclude_products))
+            must_not.append(qe.FieldCondition("product_id", match=excluded))
+        return qe.Filter(must=must or None, must_not=must_not or None)
 
     @staticmethod
     def _hits(points: Sequence[qe.ScoredPoint]) -> list[Hit]:
@@ -235,17 +246,25 @@ class EdgeStore:
         limit: int,
         flt: SearchFilter | None = None,
         using: str = IMAGE_VECTOR,
+        min_score: float | None = None,
     ) -> list[Hit]:
         shard = self._require()
         if using not in DENSE_VECTORS:
             raise ValueError(f"unknown dense vector {using!r}; have {', '.join(DENSE_VECTORS)}")
         query = qe.Query.Nearest(np.asarray(vector, dtype=np.float32).tolist(), using=using)
         req = qe.QueryRequest(
-            limit=limit, query=query, filter=self._filter(flt), with_payload=True, with_vector=False
+            limit=limit,
+            query=query,
+            filter=self._filter(flt),
+            score_threshold=min_score,
+            with_payload=True,
+            with_vector=False,
         )
         return self._hits(shard.query(req))
 
-    def search_bm25(self, text: str, limit: int, flt: SearchFilter | None = None) -> list[Hit]:
+    def search_bm25(
+        self, text: str, limit: int, flt: SearchFilter | None = None, min_score: float | None = None
+    ) -> list[Hit]:
         shard = self._require()
         assert self._bm25 is not None
         sparse = self._bm25.embed_query(text)
@@ -255,6 +274,7 @@ class EdgeStore:
             limit=limit,
             query=qe.Query.Nearest(sparse, using=BM25_VECTOR),
             filter=self._filter(flt),
+            score_threshold=min_score,
             with_payload=True,
             with_vector=False,
         )
@@ -263,6 +283,28 @@ class EdgeStore:
     def retrieve(self, ids: Sequence[str]) -> list[Hit]:
         shard = self._require()
         records = shard.retrieve(list(ids), with_payload=True, with_vector=False)
+        return [Hit(id=str(r.id), score=0.0, payload=dict(r.payload or {})) for r in records]
+
+    def vectors(self, ids: Sequence[str]) -> dict[str, dict[str, np.ndarray]]:
+        shard = self._require()
+        records = shard.retrieve(list(ids), with_payload=False, with_vector=True)
+        out: dict[str, dict[str, np.ndarray]] = {}
+        for r in records:
+            named = r.vector if isinstance(r.vector, dict) else {}
+            out[str(r.id)] = {
+                name: np.asarray(named[name], dtype=np.float32)
+                for name in DENSE_VECTORS
+                if name in named
+            }
+        return out
+
+    def product_points(self, product_id: str) -> list[Hit]:
+        if self._shard is None:
+            return []
+        cond = qe.FieldCondition("product_id", match=qe.MatchValue(product_id))
+        records, _ = self._shard.scroll(
+            qe.ScrollRequest(limit=10_000, filter=qe.Filter(must=[cond]), with_payload=True)
+        )
         return [Hit(id=str(r.id), score=0.0, payload=dict(r.payload or {})) for r in records]
 
     def scan(self, fields: Sequence[str], page: int = 1000) -> Iterator[Hit]:

@@ -35,16 +35,34 @@ def test_json_multipart_and_get_agree(client: TestClient) -> None:
     assert len(ids) == 5
     assert ids == [r["product_id"] for r in b["results"]] == [r["product_id"] for r in c["results"]]
     result = a["results"][0]
-    assert set(result) == {"product_id", "title", "category", "score", "image", "ranks"}
+    assert set(result) == {
+        "product_id",
+        "title",
+        "category",
+        "score",
+        "image",
+        "matched_images",
+        "price",
+        "ranks",
+        "exact_match",
+        "explain",
+    }
+    assert result["explain"] is None  # only when asked for
     assert result["score"] > 0
 
 
-def test_image_and_text_together_use_three_legs(client: TestClient) -> None:
+def test_image_and_text_together_use_all_five_legs(client: TestClient) -> None:
     resp = client.post(
         "/v1/search", files={"image": ("q.png", _png(), "image/png")}, data={"q": "red"}
     )
     assert resp.status_code == 200
-    assert resp.json()["legs"] == ["image", "text_image", "bm25"]
+    body = resp.json()
+    assert body["legs"] == ["image", "image_text", "text_image", "text_text", "bm25"]
+    assert body["profile"] == {"name": "default", "version": 0}
+    for stage in ("decode", "embed_image", "embed_text", "legs", "fusion", "total"):
+        assert body["timings_ms"][stage] >= 0, stage
+    for leg in body["legs"]:
+        assert body["timings_ms"][f"leg_{leg}"] >= 0
 
 
 def test_greyscale_and_alpha_images_are_accepted(client: TestClient) -> None:

@@ -39,7 +39,9 @@ def test_cli_and_api_return_the_same_results(
             "/v1/search", files={"image": ("q.jpg", image.read_bytes())}, data={"k": "7"}
         ).json()
     for cli, api in ((cli_text, api_text), (cli_image, api_image)):
-        assert set(cli) == set(api) == {"results", "timings_ms", "model", "legs"}
+        assert set(cli) == set(api)
+        assert {"results", "timings_ms", "model", "legs", "profile", "fusion"} <= set(cli)
+        assert cli["profile"] == api["profile"] and cli["legs"] == api["legs"]
         assert [r["product_id"] for r in cli["results"]] == [
             r["product_id"] for r in api["results"]
         ]
@@ -70,3 +72,32 @@ def test_search_path_never_imports_torch(ingested_dir: Path, tiny_bundle: Path) 
     )
     assert proc.returncode == 0, proc.stderr
     assert "LOADED []" in proc.stdout, proc.stdout[-2000:]
+
+
+def test_eval_scores_each_leg_and_the_hybrid(
+    ingested_dir: Path, tiny_bundle: Path, mini_catalog: Path, tmp_path: Path
+) -> None:
+    import csv
+
+    with (mini_catalog / "products.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))[:6]
+    with (tmp_path / "text_queries.csv").open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["query_id", "query", "relevant_product_ids"])
+        for i, r in enumerate(rows):
+            writer.writerow([f"t{i}", r["title"], r["product_id"]])
+    proc = subprocess.run(
+        [*snapshop_cmd(ingested_dir, tiny_bundle), "eval", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["profile"]["name"] == "default"
+    block = result["text"]
+    assert set(block) == {"leg:text_image", "leg:text_text", "leg:bm25", "hybrid"}
+    assert all(v["n"] == 6 for v in block.values())
+    # The exact title is a perfect keyword query: BM25 alone finds every product first.
+    assert block["leg:bm25"]["recall@1"] == 1.0
+    assert "photo" not in result

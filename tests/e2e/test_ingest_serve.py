@@ -72,7 +72,7 @@ def test_a_products_own_photo_finds_it_first(server: str, mini_catalog: Path) ->
         assert resp.status_code == 200, resp.text
         body = resp.json()
         assert body["results"][0]["product_id"] == row["product_id"]
-        assert body["legs"] == ["image"]
+        assert body["legs"] == ["image", "image_text"]
         assert {"decode", "embed_image", "leg_image", "fusion", "total"} <= set(body["timings_ms"])
 
 
@@ -110,7 +110,7 @@ def test_text_query_answers_with_all_text_legs(server: str) -> None:
     resp = httpx.get(f"{server}/v1/search", params={"q": "shirt"})
     assert resp.status_code == 200
     body = resp.json()
-    assert body["legs"] == ["text_image", "bm25"]
+    assert body["legs"] == ["text_image", "text_text", "bm25"]
     assert 0 < len(body["results"]) <= 10
     # BM25 matched "shirt": at least one shirt title in the fused top 10.
     assert any("shirt" in r["title"].lower() for r in body["results"])

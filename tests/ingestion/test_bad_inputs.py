@@ -221,7 +221,6 @@ def jsonl_catalog(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[
         "jsonl:6": r"title must be text, not list",
         "jsonl:7": r"attributes must be an object",
         "jsonl:8": r"image_files must be a ';'-separated string or a list",
-        "jsonl:9": r"attribute name\(s\) images are reserved",
         "jsonl:10": r"attribute 'size' must be text or a number, not dict",
     }
     return root, expected
@@ -316,7 +315,9 @@ def test_jsonl_catalog_maps_fields_and_quarantines_broken_lines(
             ("101", "plain.jpg"),
             ("101", "images/other.jpg"),
             ("j2", "other.jpg"),
+            ("j8", "plain.jpg"),  # an attribute may be called "images": attributes are nested
         }
+        assert payloads[("j8", "plain.jpg")]["attributes"] == {"images": "x"}
         shirt = payloads[("101", "plain.jpg")]
         assert shirt["price"] == 25.0
         assert shirt["attributes"] == {"color": "Red", "material": "cotton"}

@@ -68,3 +68,9 @@ def test_text_and_payload_carry_what_search_needs(tmp_path: Path) -> None:
     assert payload["year"] == 2012
     assert payload["product_id"] == "p1"
     assert payload["image_file"] == "a.jpg"
+
+
+def test_a_csv_column_named_attributes_is_refused_up_front(tmp_path: Path) -> None:
+    _write(tmp_path, "p1,t,a.jpg,red\n", header="product_id,title,image_files,attributes\n")
+    with pytest.raises(CatalogError, match="attributes are reserved"):
+        read_catalog(tmp_path)

@@ -38,7 +38,7 @@ def test_weights_scale_each_list_and_zero_removes_it() -> None:
 def test_bad_arguments_are_refused() -> None:
     with pytest.raises(ValueError, match="k must be positive"):
         rrf([["a"]], k=0)
-    with pytest.raises(ValueError, match="1 weights for 2 rankings"):
+    with pytest.raises(ValueError, match="1 weights for 2 lists"):
         rrf([["a"], ["b"]], weights=[1.0])
 
 

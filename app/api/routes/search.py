@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -10,19 +11,38 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from app.api.deps import ServiceDep, SettingsDep
-from app.search.schemas import SearchBody, SearchResponse
+from app.search.schemas import ExamplesBody, Filters, SearchBody, SearchResponse
 from app.search.service import SearchQuery
 from app.settings import Settings
 
 router = APIRouter(prefix="/v1", tags=["search"])
 
+_FORM_FIELDS = (
+    "q",
+    "k",
+    "offset",
+    "category",
+    "profile",
+    "explain",
+    "group_by_product",
+    "predict_category",
+)
+_JSON_FORM_FIELDS = ("filters", "crop", "fusion")
 _MULTIPART_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
         "image": {"type": "string", "format": "binary", "description": "Query photo."},
         "q": {"type": "string", "description": "Typed query."},
         "k": {"type": "integer", "default": 10},
+        "offset": {"type": "integer", "default": 0},
         "category": {"type": "string", "description": "Category path prefix."},
+        "profile": {"type": "string", "description": "Fusion profile name."},
+        "explain": {"type": "boolean", "default": False},
+        "group_by_product": {"type": "boolean", "default": True},
+        "predict_category": {"type": "boolean"},
+        "filters": {"type": "string", "description": "JSON object, as in the JSON body."},
+        "crop": {"type": "string", "description": 'JSON {"x0","y0","x1","y1"} in 0..1.'},
+        "fusion": {"type": "string", "description": 'JSON {"method","k","weights","floors"}.'},
     },
 }
 _POST_BODY: dict[str, Any] = {
@@ -36,7 +56,8 @@ _POST_BODY: dict[str, Any] = {
 }
 
 
-def _reasons(exc: ValidationError) -> str:
+def reasons(exc: ValidationError) -> str:
+    """Pydantic's errors as one line a person can act on: ``field: problem; ...``."""
     return "; ".join(
         f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()
     )
@@ -52,41 +73,54 @@ async def _read_upload(upload: UploadFile, settings: Settings) -> bytes:
     return data
 
 
+def _query(body: SearchBody, image: bytes | None = None) -> SearchQuery:
+    return SearchQuery.from_body(body, image)
+
+
 async def _parse(request: Request, settings: Settings) -> SearchQuery:
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype in ("multipart/form-data", "application/x-www-form-urlencoded"):
         form = await request.form()
         image = form.get("image")
-        fields: dict[str, str] = {}
-        for key in ("q", "k", "category"):
+        fields: dict[str, Any] = {}
+        for key in (*_FORM_FIELDS, *_JSON_FORM_FIELDS):
             value = form.get(key)
             if value is None or value == "":
                 continue  # absent and empty fields both mean "use the default"
             if not isinstance(value, str):
                 raise HTTPException(422, f"{key} must be a plain form field, not a file")
-            fields[key] = value
+            if key in _JSON_FORM_FIELDS:
+                try:
+                    fields[key] = json.loads(value)
+                except json.JSONDecodeError as exc:
+                    raise HTTPException(422, f"{key}: not valid JSON ({exc.msg})") from exc
+            else:
+                fields[key] = value
+        unknown = sorted(set(form.keys()) - {*_FORM_FIELDS, *_JSON_FORM_FIELDS, "image"})
+        if unknown:
+            raise HTTPException(422, f"unknown form field(s): {', '.join(unknown)}")
         try:
             body = SearchBody.model_validate(fields)
         except ValidationError as exc:
-            raise HTTPException(422, _reasons(exc)) from exc
+            raise HTTPException(422, reasons(exc)) from exc
         data = None
         if isinstance(image, UploadFile):
             data = await _read_upload(image, settings)
         elif image:
             raise HTTPException(422, "image must be sent as a file part")
-        return SearchQuery(text=body.q, image=data, k=body.k, category=body.category)
+        return _query(body, data)
     if ctype in ("application/json", ""):
         try:
             body = SearchBody.model_validate_json(await request.body() or b"{}")
         except ValidationError as exc:
-            raise HTTPException(422, _reasons(exc)) from exc
-        return SearchQuery(text=body.q, k=body.k, category=body.category)
+            raise HTTPException(422, reasons(exc)) from exc
+        return _query(body)
     raise HTTPException(415, f"send application/json or multipart/form-data, not {ctype}")
 
 
 @router.post("/search", response_model=SearchResponse, openapi_extra=_POST_BODY)
 async def search_post(request: Request, service: ServiceDep, settings: SettingsDep) -> Any:
-    """Search by text (JSON or form field ``q``) and/or photo (multipart file ``image``)."""
+    """Search by text (``q``) and/or photo (multipart file ``image``), filtered, fused, paged."""
     query = await _parse(request, settings)
     # Inference and engine calls block: keep them off the event loop.
     return await run_in_threadpool(service.search, query)
@@ -95,8 +129,40 @@ async def search_post(request: Request, service: ServiceDep, settings: SettingsD
 @router.get("/search", response_model=SearchResponse)
 async def search_get(
     service: ServiceDep,
-    q: Annotated[str, Query(description="Typed query.")],
-    k: Annotated[int, Query(ge=1, description="Number of products.")] = 10,
+    q: Annotated[str, Query(max_length=1_000, description="Typed query.")],
+    k: Annotated[int, Query(ge=1, description="Number of results.")] = 10,
+    offset: Annotated[int, Query(ge=0, description="Results to skip.")] = 0,
     category: Annotated[str | None, Query(description="Category path prefix.")] = None,
+    price_min: Annotated[float | None, Query(ge=0)] = None,
+    price_max: Annotated[float | None, Query(ge=0)] = None,
+    profile: Annotated[str | None, Query(description="Fusion profile name.")] = None,
+    explain: Annotated[bool, Query(description="Per result: each leg's share.")] = False,
+    group_by_product: Annotated[bool, Query()] = True,
 ) -> Any:
-    return await run_in_threadpool(service.search, SearchQuery(text=q, k=k, category=category))
+    """Typed query in the URL (shareable links); the POST form has every option."""
+    try:
+        filters = Filters(category=category, price_min=price_min, price_max=price_max)
+    except ValidationError as exc:
+        raise HTTPException(422, reasons(exc)) from exc
+    query = SearchQuery(
+        text=q,
+        k=k,
+        offset=offset,
+        filters=filters,
+        profile=profile,
+        explain=explain,
+        group_by_product=group_by_product,
+    )
+    return await run_in_threadpool(service.search, query)
+
+
+@router.post("/search/examples", response_model=SearchResponse)
+async def search_examples(body: ExamplesBody, service: ServiceDep) -> Any:
+    """Products like the ``positive`` examples and unlike the ``negative`` ones.
+
+    For instance, to find candidates for a new attribute ("Hawaiian"), give a few products
+    that have it as positives and a few lookalikes that do not as negatives.
+    """
+    return await run_in_threadpool(
+        service.examples, body.positive, body.negative, body.k, body.offset, body.filters
+    )

@@ -1,0 +1,13 @@
+"""Fusion profiles: named, versioned blending settings that product managers edit."""
+
+from app.profiles.model import DEFAULT_PROFILE, LEGS, FusionProfile, FusionSpec
+from app.profiles.repository import ProfileError, ProfileRepository
+
+__all__ = [
+    "DEFAULT_PROFILE",
+    "LEGS",
+    "FusionProfile",
+    "FusionSpec",
+    "ProfileError",
+    "ProfileRepository",
+]

@@ -1,0 +1,105 @@
+"""What a fusion profile holds, and the default one.
+
+A profile says how the legs' lists are blended: the fusion method (see ``reranker``), RRF's
+``k``, a weight per leg (0 switches a leg off, and it is then not even run), a score floor per
+leg (hits below it are dropped inside the engine, filters or not), whether a photo query may
+restrict the image legs to a predicted category, and how many candidates each leg fetches.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel, Field, field_validator
+
+from reranker import DEFAULT_K, Method
+
+# Leg names, as they appear in responses, weights and floors.
+IMAGE_TO_IMAGE = "image"
+IMAGE_TO_TEXT = "image_text"
+TEXT_TO_IMAGE = "text_image"
+TEXT_TO_TEXT = "text_text"
+BM25 = "bm25"
+LEGS = (IMAGE_TO_IMAGE, IMAGE_TO_TEXT, TEXT_TO_IMAGE, TEXT_TO_TEXT, BM25)
+IMAGE_LEGS = (IMAGE_TO_IMAGE, IMAGE_TO_TEXT)
+TEXT_LEGS = (TEXT_TO_IMAGE, TEXT_TO_TEXT, BM25)
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+def _check_legs(values: dict[str, float], what: str) -> dict[str, float]:
+    unknown = sorted(set(values) - set(LEGS))
+    if unknown:
+        raise ValueError(f"unknown leg(s) {', '.join(unknown)} in {what}; legs: {', '.join(LEGS)}")
+    return values
+
+
+class FusionSpec(BaseModel):
+    """How to blend: usable inline in a request (``fusion``) or as a profile's body."""
+
+    method: Method = Field(default="rrf", description="rrf, minmax, zscore or dbsf.")
+    k: int = Field(default=DEFAULT_K, ge=1, le=10_000, description="RRF k (ranks start at 1).")
+    weights: dict[str, float] = Field(
+        default_factory=dict,
+        description="Weight per leg (missing = 1; 0 turns the leg off).",
+    )
+    floors: dict[str, float] = Field(
+        default_factory=dict, description="Minimum raw score per leg (cosine, or BM25 score)."
+    )
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, v: dict[str, float]) -> dict[str, float]:
+        if any(w < 0 or w != w for w in v.values()):
+            raise ValueError("weights must be non-negative numbers")
+        return _check_legs(v, "weights")
+
+    @field_validator("floors")
+    @classmethod
+    def _floors(cls, v: dict[str, float]) -> dict[str, float]:
+        return _check_legs(v, "floors")
+
+    def weight(self, leg: str) -> float:
+        return float(self.weights.get(leg, 1.0))
+
+
+class FusionProfile(FusionSpec):
+    name: str = Field(default="default", description="Lower-case letters, digits, - and _.")
+    version: int = Field(default=0, ge=0, description="Set by the server on every save.")
+    description: str = Field(default="", max_length=2_000)
+    predict_category: bool = Field(
+        default=False,
+        description="Restrict a photo query's image legs to its predicted category when sure.",
+    )
+    category_confidence: float = Field(
+        default=0.7, gt=0, le=1, description="Share of the top neighbours that must agree."
+    )
+    candidates: int = Field(default=100, ge=10, le=1_000, description="Hits fetched per leg.")
+    exact_match: float | None = Field(
+        default=0.99,
+        gt=0,
+        le=1,
+        description=(
+            "A product whose photo has at least this cosine with the query photo is the very "
+            "item: listed first, marked exact_match, whatever the other legs say. null = off."
+        ),
+    )
+    updated_at: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not NAME_RE.match(v):
+            raise ValueError("name: 1-64 of a-z, 0-9, - and _, starting with a letter or digit")
+        return v
+
+
+# Measured on the dev queries (README, "Fusion"): image→text is the strongest photo leg, and BM25
+# over the catalog's metadata the strongest text leg; the dense legs then break BM25's near-ties
+# and carry queries whose words the catalog does not use.
+DEFAULT_PROFILE = FusionProfile(
+    name="default",
+    description="Built-in defaults; see the README's fusion section for how they were chosen.",
+    method="rrf",
+    weights={"image": 1.0, "image_text": 2.0, "text_image": 0.5, "text_text": 1.0, "bm25": 20.0},
+)

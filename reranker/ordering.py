@@ -1,0 +1,70 @@
+"""What every fusion method shares: per-list contributions summed, then a deterministic order.
+
+Every method in this package reduces to ``contributions[item][i]``, the part of the fused score
+that list ``i`` gives ``item`` (0 where the list does not hold it). The fused score is their
+sum, so an ``explain`` view adds up by construction.
+
+Ties in fused score are broken by the best rank the item reached in any list (ranks start at
+1), then by the item itself (``str`` order). Neither depends on the order of the lists, so
+permuting the lists never changes the output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+T = TypeVar("T", bound=Hashable)
+
+
+@dataclass(frozen=True)
+class Fused(Generic[T]):
+    item: T
+    score: float
+    contributions: tuple[float, ...]  # one per input list; they sum to ``score``
+    best_rank: int
+
+
+def check_weights(n_lists: int, weights: Sequence[float] | None) -> list[float]:
+    if weights is None:
+        return [1.0] * n_lists
+    if len(weights) != n_lists:
+        raise ValueError(f"{len(weights)} weights for {n_lists} lists")
+    if any(w < 0 for w in weights):
+        raise ValueError("weights must be non-negative")
+    return [float(w) for w in weights]
+
+
+def first_positions(items: Sequence[T]) -> list[tuple[int, T]]:
+    """``(rank, item)`` from rank 1; a repeated id counts once, at its first (best) position.
+
+    Later items keep their positions (a repeat does not move them up), as in the input.
+    """
+    seen: set[T] = set()
+    out: list[tuple[int, T]] = []
+    for rank, item in enumerate(items, start=1):
+        if item not in seen:
+            seen.add(item)
+            out.append((rank, item))
+    return out
+
+
+def order(contributions: Mapping[T, Sequence[float]], best_rank: Mapping[T, int]) -> list[Fused[T]]:
+    fused = [
+        Fused(item, float(sum(parts)), tuple(float(p) for p in parts), best_rank[item])
+        for item, parts in contributions.items()
+    ]
+    fused.sort(key=lambda f: (-f.score, f.best_rank, str(f.item)))
+    return fused
+
+
+def best_ranks(lists: Sequence[Sequence[T]], weights: Sequence[float]) -> dict[T, int]:
+    """Best rank (from 1) of every item over the lists that count (weight > 0)."""
+    best: dict[T, int] = {}
+    for items, weight in zip(lists, weights, strict=True):
+        if weight == 0:
+            continue
+        for rank, item in first_positions(items):
+            best[item] = min(best.get(item, rank), rank)
+    return best

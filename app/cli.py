@@ -627,41 +627,63 @@ def bench_ingest_cmd(
 @app.command("eval")
 def eval_cmd(
     queries_dir: Annotated[
-        Path, typer.Argument(help="Folder with text_queries.csv and/or image_queries.csv.")
-    ],
+        Path | None,
+        typer.Argument(help="Folder with text_queries.csv and/or image_queries.csv."),
+    ] = None,
+    image_queries: Annotated[
+        Path | None, typer.Option(help="Photo queries CSV (dev_queries format).")
+    ] = None,
+    text_queries: Annotated[
+        Path | None, typer.Option(help="Typed queries CSV (dev_queries format).")
+    ] = None,
     profile: Annotated[str | None, typer.Option(help="Fusion profile (default: default).")] = None,
-    out: Annotated[Path | None, typer.Option(help="Also write the JSON to this file.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the JSON here.")] = None,
 ) -> None:
-    """Search quality on query sets with known answers: each leg alone vs the profile's fusion."""
+    """Search quality on queries with known answers: the profile's fusion and each leg alone."""
     from app.components import build_service, load_encoder, open_store
     from app.evaluation.queries import QueryFileError, read_image_queries, read_text_queries
     from app.evaluation.search import evaluate_search
 
+    if queries_dir is not None:
+        found = queries_dir / "image_queries.csv", queries_dir / "text_queries.csv"
+        image_queries = image_queries or (found[0] if found[0].is_file() else None)
+        text_queries = text_queries or (found[1] if found[1].is_file() else None)
+    if image_queries is None and text_queries is None:
+        fail("give --image-queries CSV, --text-queries CSV, or a folder holding them")
     cfg = settings()
-    text_csv, image_csv = queries_dir / "text_queries.csv", queries_dir / "image_queries.csv"
-    if not text_csv.is_file() and not image_csv.is_file():
-        fail(f"{queries_dir}: no text_queries.csv or image_queries.csv")
     with friendly_errors():
         try:
-            texts = read_text_queries(text_csv) if text_csv.is_file() else []
-            photos = read_image_queries(image_csv) if image_csv.is_file() else []
-        except QueryFileError as exc:
+            photos = read_image_queries(image_queries) if image_queries else []
+            texts = read_text_queries(text_queries) if text_queries else []
+        except (QueryFileError, OSError) as exc:
             fail(str(exc))
         encoder = load_encoder(cfg)
         store = open_store(cfg)
         service = build_service(cfg, store, encoder)
         try:
-            result = {
-                "profile": service.profile(profile).model_dump(),
-                **evaluate_search(service, photos, texts, profile=profile),
-            }
+            result = evaluate_search(service, photos, texts, profile=profile)
         finally:
             service.close()
             store.close()
-    text = json.dumps(result, indent=2)
-    if out is not None:
-        out.write_text(text + "\n")
-    print(text)
+    if json_out is not None:
+        json_out.write_text(json.dumps(result, indent=2) + "\n")
+    table = Table("queries", "fusion / leg", "n", "R@1", "R@5", "R@10", "MRR", "nDCG@10", "ms/q")
+    rows = [
+        (kind, f"profile {result['profile']}", result[kind])
+        for kind in ("image", "text")
+        if kind in result
+    ]
+    rows += [(v["queries"], f"leg {leg}", v) for leg, v in result["legs"].items()]
+    for kind, label, m in rows:
+        table.add_row(
+            kind,
+            label,
+            str(m["n"]),
+            *(f"{m[key]:.3f}" for key in ("recall@1", "recall@5", "recall@10", "mrr", "ndcg@10")),
+            f"{m['ms_per_query']:.1f}",
+        )
+    out.print(table)
+    err.print(f"model {result['model']}")
 
 
 @bench_app.command("search")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -86,18 +87,33 @@ def test_eval_scores_each_leg_and_the_hybrid(
         writer.writerow(["query_id", "query", "relevant_product_ids"])
         for i, r in enumerate(rows):
             writer.writerow([f"t{i}", r["title"], r["product_id"]])
+    out = tmp_path / "eval.json"
     proc = subprocess.run(
-        [*snapshop_cmd(ingested_dir, tiny_bundle), "eval", str(tmp_path)],
+        [
+            *snapshop_cmd(ingested_dir, tiny_bundle),
+            "eval",
+            "--text-queries",
+            str(tmp_path / "text_queries.csv"),
+            "--json",
+            str(out),
+        ],
         capture_output=True,
         text=True,
         timeout=300,
+        env={**os.environ, "COLUMNS": "200"},  # rich wraps table cells to the terminal width
     )
     assert proc.returncode == 0, proc.stderr
-    result = json.loads(proc.stdout)
-    assert result["profile"]["name"] == "default"
-    block = result["text"]
-    assert set(block) == {"leg:text_image", "leg:text_text", "leg:bm25", "hybrid"}
-    assert all(v["n"] == 6 for v in block.values())
+    assert "leg bm25" in proc.stdout and "profile default@0" in proc.stdout  # the table
+    result = json.loads(out.read_text())
+    assert result["profile"] == "default@0" and result["model"]
+    assert set(result["text"]) >= {"n", "recall@1", "recall@5", "recall@10", "mrr", "ndcg@10"}
+    assert result["text"]["n"] == 6
+    assert set(result["legs"]) == {"text_image", "text_text", "bm25"}
+    assert all(v["queries"] == "text" and v["n"] == 6 for v in result["legs"].values())
     # The exact title is a perfect keyword query: BM25 alone finds every product first.
-    assert block["leg:bm25"]["recall@1"] == 1.0
-    assert "photo" not in result
+    assert result["legs"]["bm25"]["recall@1"] == 1.0
+    assert "image" not in result
+    missing = subprocess.run(
+        [*snapshop_cmd(ingested_dir, tiny_bundle), "eval"], capture_output=True, text=True
+    )
+    assert missing.returncode == 2 and "--text-queries" in missing.stderr

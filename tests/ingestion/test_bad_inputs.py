@@ -1,6 +1,6 @@
 """A generated corpus of bad rows and images: each quarantined with its reason, the rest ingested.
 
-Two catalogs (one CSV, one JSONL) hold 30 kinds of broken input between good products, including
+Two catalogs (one CSV, one JSONL) hold 31 kinds of broken input between good products, including
 images that are awkward but valid (CMYK, 16-bit, palette, alpha, EXIF-rotated, animated GIF, WebP)
 and must be ingested correctly.
 """

@@ -165,7 +165,7 @@ def ingest(
 
 def _run_search(query_args: dict[str, Any], image: Path | None) -> dict[str, Any]:
     from app.components import build_service, load_encoder, open_store
-    from app.search.schemas import SearchBody
+    from app.search.schemas import SearchBody, validation_reasons
     from app.search.service import SearchQuery
 
     cfg = settings()
@@ -173,7 +173,7 @@ def _run_search(query_args: dict[str, Any], image: Path | None) -> dict[str, Any
         try:
             body = SearchBody.model_validate(query_args)
         except ValidationError as exc:
-            fail(_reasons(exc))
+            fail(validation_reasons(exc, whole="input"))
         data = image.read_bytes() if image is not None else None
         encoder = load_encoder(cfg)
         store = open_store(cfg)
@@ -186,12 +186,6 @@ def _run_search(query_args: dict[str, Any], image: Path | None) -> dict[str, Any
                 service.close()
             store.close()
     return response.model_dump()
-
-
-def _reasons(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in exc.errors()
-    )
 
 
 def _pairs(values: list[str], option: str) -> dict[str, str]:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from app.store import attribute_term, category_ancestors
+import numpy as np
+
+from app.store import PointRecord, attribute_term, category_ancestors, point_id
 from ingestion.catalog import Product
 
 
@@ -39,3 +41,25 @@ def image_payload(product: Product, image_file: str, image_path: Path) -> dict[s
     if year.isdigit():  # numeric so that range filters and the integer index work
         payload["year"] = int(year)
     return payload
+
+
+def point_record(
+    product: Product,
+    image_file: str,
+    image_path: Path,
+    content_hash: str,
+    image_vector: np.ndarray,
+    text_vector: np.ndarray,
+) -> PointRecord:
+    """The point of one catalog image: both vectors, the BM25 text and the payload.
+
+    ``content_hash`` is the product's (see ``pipeline.product_hash``): a re-run compares it to
+    decide whether the point must be written again.
+    """
+    return PointRecord(
+        id=point_id(product.product_id, image_file),
+        image_vector=image_vector,
+        text_vector=text_vector,
+        text=product_text(product),
+        payload={**image_payload(product, image_file, image_path), "content_hash": content_hash},
+    )

@@ -23,9 +23,9 @@ import numpy as np
 from PIL import Image
 
 from app.embedding.preprocess import load_image
-from app.store import PointRecord, StoreError, VectorStore, point_id
+from app.store import StoreError, VectorStore, point_id
 from ingestion.catalog import Catalog, Product, Reject, read_catalog
-from ingestion.documents import image_payload, product_text
+from ingestion.documents import point_record, product_text
 
 log = logging.getLogger(__name__)
 
@@ -215,15 +215,13 @@ def ingest_catalog(
                     encoded = encoder.encode_texts([texts[pid] for pid in new_texts])
                     text_vectors.update(zip(new_texts, encoded, strict=True))
                 points = [
-                    PointRecord(
-                        id=point_id(job.product.product_id, job.image_file),
-                        image_vector=vec,
-                        text_vector=text_vectors[job.product.product_id],
-                        text=texts[job.product.product_id],
-                        payload={
-                            **image_payload(job.product, job.image_file, job.path),
-                            "content_hash": hashes[job.product.product_id],
-                        },
+                    point_record(
+                        job.product,
+                        job.image_file,
+                        job.path,
+                        hashes[job.product.product_id],
+                        vec,
+                        text_vectors[job.product.product_id],
                     )
                     for (job, _), vec in zip(good, vectors, strict=True)
                 ]

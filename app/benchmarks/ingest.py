@@ -18,9 +18,9 @@ from typing import Any
 
 from app.embedding.preprocess import load_image
 from app.embedding.runtime import Encoder
-from app.store import EdgeStore, PointRecord, point_id
+from app.store import EdgeStore
 from ingestion.catalog import read_catalog
-from ingestion.documents import image_payload, product_text
+from ingestion.documents import point_record, product_text
 from ingestion.pipeline import ingest_catalog, product_hash
 
 
@@ -57,9 +57,7 @@ def naive_ingest(catalog_dir: Path, store: EdgeStore, encoder: Encoder) -> int:
                 continue
             (image_vec,) = encoder.encode_images([image])
             (text_vec,) = encoder.encode_texts([text])
-            payload = {**image_payload(product, name, path), "content_hash": digest}
-            pid = point_id(product.product_id, name)
-            store.upsert([PointRecord(pid, image_vec, text_vec, text, payload)])
+            store.upsert([point_record(product, name, path, digest, image_vec, text_vec)])
             written += 1
     return written
 

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from app.profiles.model import FusionSpec
+
+
+def validation_reasons(exc: ValidationError, whole: str = "body") -> str:
+    """Pydantic's errors as one line a person can act on: ``field: problem; ...``.
+
+    ``whole`` names an error about the input as a whole (no field), e.g. "body" for the API.
+    """
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or whole}: {e['msg']}" for e in exc.errors()
+    )
 
 
 class Crop(BaseModel):

@@ -272,7 +272,7 @@ class SearchService:
             )
             predicted = predict_category(first_image_hits[0], profile.category_confidence)
             if predicted is not None and predicted.confidence >= profile.category_confidence:
-                predicted = replace_applied(predicted)
+                predicted = predicted.model_copy(update={"applied": True})
                 image_flt = flt.with_category(predicted.path)
                 first_image_hits = None  # re-run restricted to the category
             timings["predict_category"] = _elapsed_ms(t)
@@ -555,10 +555,6 @@ class SearchService:
             query[name] = _unit(pos)
         flt = self.store_filter(filters).excluding([*positive, *negative])
         return self._vector_query(query["image"], query["text"], flt, k, offset, started, {})
-
-
-def replace_applied(predicted: PredictedCategory) -> PredictedCategory:
-    return predicted.model_copy(update={"applied": True})
 
 
 def _unit(v: Any) -> np.ndarray:

@@ -65,6 +65,9 @@ class EdgeStore:
         self._meta: dict[str, Any] | None = None
         self._shard: qe.EdgeShard | None = None
         self._bm25: qe.Bm25 | None = None
+        # Query-side terms do not depend on avg_len: one embedder serves every bm25_tokens call,
+        # including the corpus scan at creation, before the collection's own exists.
+        self._terms = qe.Bm25(qe.Bm25Config(avg_len=DEFAULT_BM25_AVG_LEN))
         # The engine is thread-safe for reads; writes are serialised so a batch lands as a unit.
         self._write_lock = threading.Lock()
         if self._meta_path.exists():
@@ -121,8 +124,7 @@ class EdgeStore:
         qdrant-edge exposes no tokenizer, so each word is run through its query embedder (which
         tokenizes exactly like the document side); used for average lengths and by test oracles.
         """
-        bm25 = self._bm25 or qe.Bm25(qe.Bm25Config(avg_len=DEFAULT_BM25_AVG_LEN))
-        return [int(i) for word in text.split() for i in bm25.embed_query(word).indices]
+        return [int(i) for word in text.split() for i in self._terms.embed_query(word).indices]
 
     def ensure_collection(self, dim: int, model_id: str, corpus: Sequence[str] = ()) -> None:
         if self._meta is not None:

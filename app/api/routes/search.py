@@ -11,7 +11,13 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from app.api.deps import ServiceDep, SettingsDep
-from app.search.schemas import ExamplesBody, Filters, SearchBody, SearchResponse
+from app.search.schemas import (
+    ExamplesBody,
+    Filters,
+    SearchBody,
+    SearchResponse,
+    validation_reasons,
+)
 from app.search.service import SearchQuery
 from app.settings import Settings
 
@@ -56,13 +62,6 @@ _POST_BODY: dict[str, Any] = {
 }
 
 
-def reasons(exc: ValidationError) -> str:
-    """Pydantic's errors as one line a person can act on: ``field: problem; ...``."""
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()
-    )
-
-
 async def _read_upload(upload: UploadFile, settings: Settings) -> bytes:
     limit = int(settings.max_upload_mb * 1024 * 1024)
     data = await upload.read(limit + 1)
@@ -71,10 +70,6 @@ async def _read_upload(upload: UploadFile, settings: Settings) -> bytes:
     if not data:
         raise HTTPException(422, "image: the uploaded file is empty")
     return data
-
-
-def _query(body: SearchBody, image: bytes | None = None) -> SearchQuery:
-    return SearchQuery.from_body(body, image)
 
 
 async def _parse(request: Request, settings: Settings) -> SearchQuery:
@@ -102,19 +97,19 @@ async def _parse(request: Request, settings: Settings) -> SearchQuery:
         try:
             body = SearchBody.model_validate(fields)
         except ValidationError as exc:
-            raise HTTPException(422, reasons(exc)) from exc
+            raise HTTPException(422, validation_reasons(exc)) from exc
         data = None
         if isinstance(image, UploadFile):
             data = await _read_upload(image, settings)
         elif image:
             raise HTTPException(422, "image must be sent as a file part")
-        return _query(body, data)
+        return SearchQuery.from_body(body, data)
     if ctype in ("application/json", ""):
         try:
             body = SearchBody.model_validate_json(await request.body() or b"{}")
         except ValidationError as exc:
-            raise HTTPException(422, reasons(exc)) from exc
-        return _query(body)
+            raise HTTPException(422, validation_reasons(exc)) from exc
+        return SearchQuery.from_body(body)
     raise HTTPException(415, f"send application/json or multipart/form-data, not {ctype}")
 
 
@@ -143,7 +138,7 @@ async def search_get(
     try:
         filters = Filters(category=category, price_min=price_min, price_max=price_max)
     except ValidationError as exc:
-        raise HTTPException(422, reasons(exc)) from exc
+        raise HTTPException(422, validation_reasons(exc)) from exc
     query = SearchQuery(
         text=q,
         k=k,

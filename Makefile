@@ -11,6 +11,8 @@ CATALOG ?= $(if $(wildcard ../shared/catalog/products.csv),../shared/catalog,)
 # with the catalog's shopper photos as extra pairs when it has them.
 MODEL ?=
 EXTRA_PAIRS ?= $(if $(CATALOG),$(wildcard $(CATALOG)/dev_queries/image_queries.csv),)
+# Query files with known answers, stored as the query set `dev` for the PM console's evaluations.
+DEV_QUERIES ?= $(if $(CATALOG),$(patsubst %/,%,$(dir $(wildcard $(CATALOG)/dev_queries/*_queries.csv))),)
 SNAPSHOP := SNAPSHOP_DATA_DIR=$(DATA_DIR) $(if $(MODEL),SNAPSHOP_MODEL=$(MODEL) )$(BIN)/snapshop
 
 .PHONY: install lint typecheck test demo catalog model ingest serve clean
@@ -48,6 +50,7 @@ model: install catalog
 
 ingest: model
 	$(SNAPSHOP) ingest --replace-model $(CATALOG)
+	$(if $(DEV_QUERIES),$(SNAPSHOP) queryset add dev $(firstword $(DEV_QUERIES)),)
 
 serve: install
 	$(SNAPSHOP) serve --host $(HOST) --port $(PORT)

@@ -22,6 +22,14 @@ model_app = typer.Typer(no_args_is_help=True, help="Create and inspect model bun
 app.add_typer(model_app, name="model")
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks (JSON out), each with a baseline.")
 app.add_typer(bench_app, name="bench")
+judgements_app = typer.Typer(
+    no_args_is_help=True, help="People's relevant / not-relevant marks (extra known answers)."
+)
+app.add_typer(judgements_app, name="judgements")
+queryset_app = typer.Typer(
+    no_args_is_help=True, help="Stored query sets, for `eval --query-set` and POST /v1/eval/run."
+)
+app.add_typer(queryset_app, name="queryset")
 
 err = Console(stderr=True)
 out = Console()
@@ -618,47 +626,106 @@ def bench_ingest_cmd(
     print(text)
 
 
-@app.command("eval")
-def eval_cmd(
-    queries_dir: Annotated[
-        Path | None,
-        typer.Argument(help="Folder with text_queries.csv and/or image_queries.csv."),
-    ] = None,
-    image_queries: Annotated[
-        Path | None, typer.Option(help="Photo queries CSV (dev_queries format).")
-    ] = None,
-    text_queries: Annotated[
-        Path | None, typer.Option(help="Typed queries CSV (dev_queries format).")
-    ] = None,
-    profile: Annotated[str | None, typer.Option(help="Fusion profile (default: default).")] = None,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the JSON here.")] = None,
-) -> None:
-    """Search quality on queries with known answers: the profile's fusion and each leg alone."""
-    from app.components import build_service, load_encoder, open_store
+QueriesDir = Annotated[
+    Path | None,
+    typer.Argument(help="Folder with text_queries.csv and/or image_queries.csv."),
+]
+ImageQueriesOpt = Annotated[
+    Path | None, typer.Option(help="Photo queries CSV (dev_queries format).")
+]
+TextQueriesOpt = Annotated[
+    Path | None, typer.Option(help="Typed queries CSV (dev_queries format).")
+]
+QuerySetOpt = Annotated[
+    str | None, typer.Option(help="A stored query set (see `snapshop queryset`) instead of files.")
+]
+JudgementsOpt = Annotated[
+    bool, typer.Option("--judgements", help="Refine the answers with people's marks.")
+]
+
+
+def _load_queries(
+    queries_dir: Path | None,
+    image_queries: Path | None,
+    text_queries: Path | None,
+    query_set: str | None = None,
+) -> list[Any]:
+    """Evaluation queries from the files (or a folder holding them), or a stored set."""
     from app.evaluation.queries import QueryFileError, read_image_queries, read_text_queries
-    from app.evaluation.search import evaluate_search
+    from app.evaluation.querysets import QuerySetError, QuerySetStore
+    from app.evaluation.search import eval_queries
 
     if queries_dir is not None:
         found = queries_dir / "image_queries.csv", queries_dir / "text_queries.csv"
         image_queries = image_queries or (found[0] if found[0].is_file() else None)
         text_queries = text_queries or (found[1] if found[1].is_file() else None)
-    if image_queries is None and text_queries is None:
-        fail("give --image-queries CSV, --text-queries CSV, or a folder holding them")
+    given_files = image_queries is not None or text_queries is not None
+    if query_set is not None:
+        if given_files:
+            fail("give query files or --query-set, not both")
+        sets = QuerySetStore(settings().querysets_path)
+        try:
+            return sets.load(query_set)
+        except QuerySetError as exc:
+            fail(str(exc))
+        finally:
+            sets.close()
+    if not given_files:
+        fail("give --image-queries CSV, --text-queries CSV, a folder holding them, or --query-set")
+    try:
+        photos = read_image_queries(image_queries) if image_queries else []
+        texts = read_text_queries(text_queries) if text_queries else []
+        return eval_queries(photos, texts)
+    except (QueryFileError, OSError) as exc:
+        fail(str(exc))
+
+
+def _qrels(use: bool) -> dict[str, dict[str, bool]] | None:
+    if not use:
+        return None
+    from app.components import open_judgements
+
+    marks = open_judgements(settings())
+    try:
+        return marks.qrels()
+    finally:
+        marks.close()
+
+
+@app.command("eval")
+def eval_cmd(
+    queries_dir: QueriesDir = None,
+    image_queries: ImageQueriesOpt = None,
+    text_queries: TextQueriesOpt = None,
+    query_set: QuerySetOpt = None,
+    judgements: JudgementsOpt = False,
+    profile: Annotated[str | None, typer.Option(help="Fusion profile (default: default).")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the JSON here.")] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="Write an HTML report with plots into this folder.")
+    ] = None,
+) -> None:
+    """Search quality on queries with known answers: the profile's fusion and each leg alone."""
+    from app.components import build_service, load_encoder, open_store
+    from app.evaluation.search import evaluate_search
+
+    queries = _load_queries(queries_dir, image_queries, text_queries, query_set)
+    qrels = _qrels(judgements)
     cfg = settings()
     with friendly_errors():
-        try:
-            photos = read_image_queries(image_queries) if image_queries else []
-            texts = read_text_queries(text_queries) if text_queries else []
-        except (QueryFileError, OSError) as exc:
-            fail(str(exc))
         encoder = load_encoder(cfg)
         store = open_store(cfg)
         service = build_service(cfg, store, encoder)
         try:
-            result = evaluate_search(service, photos, texts, profile=profile)
+            result = evaluate_search(
+                service, queries, profile=profile, judgements=qrels, per_query=report is not None
+            )
+            if report is not None:
+                page = _write_report(service, queries, qrels, result, profile, report)
         finally:
             service.close()
             store.close()
+    records = result.pop("queries", None)
     if json_out is not None:
         json_out.write_text(json.dumps(result, indent=2) + "\n")
     table = Table("queries", "fusion / leg", "n", "R@1", "R@5", "R@10", "MRR", "nDCG@10", "ms/q")
@@ -677,7 +744,175 @@ def eval_cmd(
             f"{m['ms_per_query']:.1f}",
         )
     out.print(table)
+    if "judgements" in result:
+        j = result["judgements"]
+        err.print(
+            f"judgements: {j['queries_judged']} queries judged, {j['added']} answers added, "
+            f"{j['removed']} removed, {j['dropped']} queries dropped"
+        )
     err.print(f"model {result['model']}")
+    if report is not None and records is not None:
+        err.print(f"report: {page}")
+
+
+def _write_report(
+    service: Any,
+    queries: list[Any],
+    qrels: dict[str, dict[str, bool]] | None,
+    result: dict[str, Any],
+    profile: str | None,
+    folder: Path,
+) -> Path:
+    """The HTML report: ``result`` plus weight sweeps over the queries' cached leg lists."""
+    from functools import lru_cache
+
+    from app.evaluation.offline import collect, sweep
+    from app.evaluation.report import write_report
+    from app.evaluation.search import apply_judgements
+    from app.profiles.model import FusionSpec
+
+    chosen = service.profile(profile)
+    base = FusionSpec.model_validate(
+        chosen.model_dump(include={"method", "k", "weights", "floors"})
+    )
+    if qrels is not None:
+        queries, _ = apply_judgements(queries, qrels)
+    cached = collect(service, queries, profile)
+    sweeps = {}
+    for kind in ("image", "text"):
+        subset = [c for c in cached if c.kind == kind]
+        legs = sorted({leg for c in subset for leg in c.lists})
+        if subset:
+            sweeps[kind] = sweep(subset, base, legs, chosen.exact_match)
+
+    @lru_cache(maxsize=4096)
+    def payload(pid: str) -> dict[str, Any]:
+        points = service.store.product_points(pid)
+        return dict(points[0].payload) if points else {}
+
+    def image_of(pid: str) -> Path | None:
+        path = payload(pid).get("image_path")
+        return Path(path) if path else None
+
+    def category_of(pid: str) -> str:
+        return str(payload(pid).get("category_path", ""))
+
+    return write_report(folder, result, sweeps, image_of, category_of)
+
+
+@app.command("tune")
+def tune_cmd(
+    queries_dir: QueriesDir = None,
+    image_queries: ImageQueriesOpt = None,
+    text_queries: TextQueriesOpt = None,
+    query_set: QuerySetOpt = None,
+    judgements: JudgementsOpt = False,
+    profile: Annotated[
+        str | None, typer.Option(help="Profile to start from and compare with (default).")
+    ] = None,
+    metric: Annotated[str, typer.Option(help="What to maximise.")] = "ndcg@10",
+    trials: Annotated[int, typer.Option(min=1, help="Random fusions tried before refining.")] = 200,
+    validation: Annotated[
+        float, typer.Option(min=0.05, max=0.95, help="Share of queries held out.")
+    ] = 0.3,
+    seed: Annotated[int, typer.Option(help="Seed of the split and the search.")] = 0,
+    methods: Annotated[
+        str, typer.Option(help="Fusion methods to try, comma-separated.")
+    ] = "rrf,minmax,zscore,dbsf",
+    save: Annotated[
+        str | None, typer.Option(help="Save the winner as a new version of this profile.")
+    ] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the JSON here.")] = None,
+) -> None:
+    """Choose fusion method, k and leg weights on a training split; grade on held-out queries."""
+    from app.components import build_service, load_encoder, open_profiles, open_store
+    from app.evaluation.offline import collect
+    from app.evaluation.search import apply_judgements
+    from app.evaluation.tune import MIN_GAIN, MIN_T, tune
+    from app.profiles.model import FusionProfile
+
+    queries = _load_queries(queries_dir, image_queries, text_queries, query_set)
+    qrels = _qrels(judgements)
+    if qrels is not None:
+        queries, _ = apply_judgements(queries, qrels)
+    cfg = settings()
+    with friendly_errors():
+        encoder = load_encoder(cfg)
+        store = open_store(cfg)
+        repo = open_profiles(cfg)
+        service = build_service(cfg, store, encoder, repo)
+        try:
+            base = service.profile(profile)
+            err.print(f"running the legs of {len(queries)} queries once ...")
+            cached = collect(service, queries, profile)
+            try:
+                result = tune(
+                    cached,
+                    base,
+                    metric,
+                    trials,
+                    validation,
+                    seed,
+                    [m.strip() for m in methods.split(",") if m.strip()],
+                )
+            except ValueError as exc:
+                fail(str(exc))
+            saved: FusionProfile | None = None
+            if save is not None and result.improved:
+                fields = base.model_dump(exclude={"name", "version", "updated_at"})
+                fields.update(result.best.model_dump())
+                fields["name"] = save
+                fields["description"] = (
+                    f"snapshop tune from {base.name}@{base.version}: {metric} "
+                    f"train {result.train['base']:.4f} -> {result.train['best']:.4f}, "
+                    f"validation {result.validation['base']:.4f} -> "
+                    f"{result.validation['best']:.4f} ({result.n_train}/{result.n_validation} "
+                    f"queries, seed {seed})"
+                )
+                try:
+                    saved = repo.save(FusionProfile.model_validate(fields))
+                except ValidationError as exc:
+                    fail(f"cannot save profile {save!r}: {exc.errors()[0]['msg']}")
+        finally:
+            service.close()
+            repo.close()
+            store.close()
+    body = {"profile": f"{base.name}@{base.version}", **result.to_json()}
+    if saved is not None:
+        body["saved"] = f"{saved.name}@{saved.version}"
+    if json_out is not None:
+        json_out.write_text(json.dumps(body, indent=2) + "\n")
+    table = Table("fusion", "method", "k", "weights", f"train {metric}", f"validation {metric}")
+    for label, spec, key in (
+        (f"start ({base.name}@{base.version})", result.base, "base"),
+        ("best on train", result.best, "best"),
+    ):
+        weights = ", ".join(f"{leg} {spec.weight(leg):g}" for leg in result.legs)
+        table.add_row(
+            label,
+            spec.method,
+            str(spec.k) if spec.method == "rrf" else "-",  # k is RRF's alone
+            weights,
+            f"{result.train[key]:.4f}",
+            f"{result.validation[key]:.4f}",
+        )
+    out.print(table)
+    err.print(
+        f"{result.trials} fusions tried on {result.n_train} training queries; "
+        f"{result.n_validation} held out for validation"
+    )
+    if not result.improved:
+        c = result.candidate
+        err.print(
+            "kept the starting profile: the best on train "
+            f"({c['fusion']['method']}, train {c['train']:.4f}, validation "
+            f"{c['validation']:.4f}, paired t {c['paired_t']}) did not beat it consistently "
+            f"enough (needs a gain over {MIN_GAIN} and t >= {MIN_T})"
+        )
+    if saved is not None:
+        err.print(f"saved as profile {saved.name}@{saved.version}")
+    elif save is not None:
+        err.print(f"nothing saved: {save!r} would equal the starting profile")
 
 
 @bench_app.command("search")
@@ -723,6 +958,184 @@ def bench_search_cmd(
     if out is not None:
         out.write_text(text + "\n")
     print(text)
+
+
+@judgements_app.command("add")
+def judgements_add(
+    product: Annotated[str, typer.Option(help="The product id marked.")],
+    judge: Annotated[str, typer.Option(help="Who is marking (name or handle).")],
+    relevant: Annotated[
+        bool | None, typer.Option("--relevant/--not-relevant", help="The mark (required).")
+    ] = None,
+    query: Annotated[str | None, typer.Option(help="A typed query.")] = None,
+    image: Annotated[
+        Path | None, typer.Option(exists=True, dir_okay=False, help="A query photo.")
+    ] = None,
+    query_key: Annotated[
+        str | None, typer.Option(help="A key as listed: text:<query> or image:<sha256>.")
+    ] = None,
+    note: Annotated[str, typer.Option(help="Why, for whoever reads it later.")] = "",
+) -> None:
+    """Record a mark for (query, product); it replaces the judge's earlier mark."""
+    from app.evaluation.judgements import JudgementStore, image_key, text_key
+
+    if sum(q is not None for q in (query, image, query_key)) != 1:
+        fail("give exactly one of --query, --image or --query-key")
+    if relevant is None:
+        fail("give --relevant or --not-relevant")
+    store = JudgementStore(settings().judgements_path)
+    try:
+        if query is not None:
+            key = text_key(query)
+        elif image is not None:
+            key = image_key(image.read_bytes())
+        else:
+            key = query_key or ""
+        mark = store.record(key, product, relevant, judge, note)
+    except (ValueError, OSError) as exc:  # JudgementError is a ValueError
+        fail(str(exc))
+    finally:
+        store.close()
+    verdict = "relevant" if mark.relevant else "not relevant"
+    out.print(f"{mark.judge}: {mark.product_id} is {verdict} for {mark.query_key}", highlight=False)
+
+
+@judgements_app.command("list")
+def judgements_list(
+    query_key: Annotated[str | None, typer.Option(help="Only this query key.")] = None,
+    product: Annotated[str | None, typer.Option(help="Only this product.")] = None,
+    judge: Annotated[str | None, typer.Option(help="Only this judge's marks.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="Rows to show, newest first.")] = 50,
+) -> None:
+    """The marks, newest first."""
+    from app.evaluation.judgements import JudgementError, JudgementStore
+
+    store = JudgementStore(settings().judgements_path)
+    try:
+        total = store.count(query_key, product, judge)
+        marks = store.list(query_key, product, judge, limit=limit)
+    except JudgementError as exc:
+        fail(str(exc))
+    finally:
+        store.close()
+    table = Table("updated (UTC)", "judge", "query key", "product", "relevant", "note")
+    for m in marks:
+        table.add_row(
+            m.updated_at[:19],
+            m.judge,
+            m.query_key,
+            m.product_id,
+            "yes" if m.relevant else "no",
+            m.note,
+        )
+    out.print(table)
+    err.print(f"{len(marks)} of {total} marks")
+
+
+@judgements_app.command("export")
+def judgements_export(
+    file: Annotated[Path, typer.Argument(help="CSV to write; - for stdout.")],
+) -> None:
+    """Every mark as CSV (query_key,product_id,relevant,judge,note,updated_at)."""
+    import sys
+
+    from app.evaluation.judgements import JudgementStore
+
+    store = JudgementStore(settings().judgements_path)
+    try:
+        if str(file) == "-":
+            n = store.export_csv(sys.stdout)
+        else:
+            with file.open("w", newline="", encoding="utf-8") as fh:
+                n = store.export_csv(fh)
+    except OSError as exc:
+        fail(str(exc))
+    finally:
+        store.close()
+    err.print(f"wrote {n} marks to {'stdout' if str(file) == '-' else file}", highlight=False)
+
+
+@judgements_app.command("import")
+def judgements_import(
+    file: Annotated[Path, typer.Argument(help="CSV as written by export; - for stdin.")],
+) -> None:
+    """Upsert the marks of a CSV: all or nothing, a bad row imports none and says where."""
+    import sys
+
+    from app.evaluation.judgements import JudgementError, JudgementStore
+
+    store = JudgementStore(settings().judgements_path)
+    try:
+        if str(file) == "-":
+            n = store.import_csv(sys.stdin, "stdin")
+        else:
+            # utf-8-sig: a spreadsheet's BOM is not part of the first column's name.
+            with file.open(newline="", encoding="utf-8-sig") as fh:
+                n = store.import_csv(fh, str(file))
+    except (JudgementError, OSError, UnicodeDecodeError) as exc:
+        fail(str(exc))
+    finally:
+        store.close()
+    out.print(f"imported {n} marks from {file}", highlight=False)
+
+
+@queryset_app.command("add")
+def queryset_add(
+    name: Annotated[str, typer.Argument(help="Name to store the set under (replaces one).")],
+    queries_dir: QueriesDir = None,
+    image_queries: ImageQueriesOpt = None,
+    text_queries: TextQueriesOpt = None,
+) -> None:
+    """Store the query files (rows and photos) under a name."""
+    from app.components import open_querysets
+    from app.evaluation.querysets import QuerySetError
+
+    queries = _load_queries(queries_dir, image_queries, text_queries)
+    source = ", ".join(
+        str(p.resolve()) for p in (queries_dir, image_queries, text_queries) if p is not None
+    )
+    sets = open_querysets(settings())
+    try:
+        info = sets.save(name, queries, source)
+    except QuerySetError as exc:
+        fail(str(exc))
+    finally:
+        sets.close()
+    out.print(
+        f"query set {info.name}: {info.image_queries} photo and {info.text_queries} typed queries",
+        highlight=False,
+    )
+
+
+@queryset_app.command("list")
+def queryset_list() -> None:
+    """The stored query sets."""
+    from app.components import open_querysets
+
+    sets = open_querysets(settings())
+    try:
+        found = sets.list()
+    finally:
+        sets.close()
+    table = Table("name", "photo queries", "typed queries", "saved (UTC)", "from")
+    for s in found:
+        table.add_row(s.name, str(s.image_queries), str(s.text_queries), s.saved_at, s.source)
+    out.print(table)
+
+
+@queryset_app.command("remove")
+def queryset_remove(name: Annotated[str, typer.Argument(help="The set to delete.")]) -> None:
+    """Delete a stored query set."""
+    from app.components import open_querysets
+
+    sets = open_querysets(settings())
+    try:
+        removed = sets.delete(name)
+    finally:
+        sets.close()
+    if not removed:
+        fail(f"no query set {name!r}")
+    out.print(f"removed query set {name}", highlight=False)
 
 
 def main() -> None:

@@ -6,6 +6,8 @@ The CLI and the API both start here, so they always run the same code with the s
 from __future__ import annotations
 
 from app.embedding import BundleError, Encoder, ProviderError
+from app.evaluation.judgements import JudgementStore
+from app.evaluation.querysets import QuerySetStore
 from app.profiles import ProfileRepository
 from app.search.service import SearchService
 from app.settings import Settings
@@ -38,6 +40,14 @@ def open_store(settings: Settings) -> VectorStore:
 
 def open_profiles(settings: Settings) -> ProfileRepository:
     return ProfileRepository(settings.profiles_path)
+
+
+def open_judgements(settings: Settings) -> JudgementStore:
+    return JudgementStore(settings.judgements_path)
+
+
+def open_querysets(settings: Settings) -> QuerySetStore:
+    return QuerySetStore(settings.querysets_path)
 
 
 def build_service(

@@ -83,6 +83,14 @@ class Settings(BaseSettings):
         return self.data_dir / "profiles.sqlite"
 
     @property
+    def judgements_path(self) -> Path:
+        return self.data_dir / "judgements.sqlite"
+
+    @property
+    def querysets_path(self) -> Path:
+        return self.data_dir / "querysets.sqlite"
+
+    @property
     def runs_dir(self) -> Path:
         return self.data_dir / "runs"
 

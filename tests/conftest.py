@@ -89,3 +89,42 @@ def ingested_dir(ingest_run: tuple[Path, str]) -> Path:
 @pytest.fixture(scope="session")
 def ingest_output(ingest_run: tuple[Path, str]) -> str:
     return ingest_run[1]
+
+
+@pytest.fixture(scope="session")
+def mini_queries(tmp_path_factory: pytest.TempPathFactory, mini_catalog: Path) -> Path:
+    """A query folder in the dev_queries format over the mini catalog.
+
+    text_queries.csv: 12 queries, each the first three words of a product's title (so several
+    products can match, and the legs disagree); image_queries.csv: 8 catalog photos, cropped and
+    mirrored so that they are not the catalog's own pixels, as queries (``shop_photo``).
+    """
+    import csv
+
+    from PIL import Image, ImageOps
+
+    with (mini_catalog / "products.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    root = tmp_path_factory.mktemp("mini_queries")
+    (root / "images").mkdir()
+    with (root / "text_queries.csv").open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["query_id", "query", "relevant_product_ids", "match_rule"])
+        for i, r in enumerate(rows[::4][:12]):
+            words = " ".join(r["title"].split()[:3])
+            writer.writerow([f"t{i:02d}", words, r["product_id"], "title"])
+    with (root / "image_queries.csv").open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(
+            ["query_id", "query_image", "query_type", "relevant_product_ids", "relevant_category"]
+        )
+        for i, r in enumerate(rows[1::6][:8]):
+            name = r["image_files"].split(";")[0]
+            with Image.open(mini_catalog / "images" / name) as im:
+                w, h = im.size
+                shot = ImageOps.mirror(im.convert("RGB").crop((w // 8, h // 8, w, h)))
+                shot.save(root / "images" / f"q{i}.jpg", quality=85)
+            writer.writerow(
+                [f"i{i:02d}", f"images/q{i}.jpg", "shop_photo", r["product_id"], r["category"]]
+            )
+    return root

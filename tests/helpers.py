@@ -17,3 +17,14 @@ def free_port() -> int:
 def snapshop_cmd(data_dir: Path, bundle: Path) -> list[str]:
     """The real console entry point, run with this interpreter (the test venv)."""
     return [sys.executable, "-m", "app.cli", "--data-dir", str(data_dir), "--model", str(bundle)]
+
+
+def copy_data_dir(source: Path, target: Path) -> Path:
+    """A copy of an ingested data dir without its SQLite files (profiles, marks, query sets).
+
+    For tests that write to a data dir: what they save then reaches no other test.
+    """
+    import shutil
+
+    shutil.copytree(source, target, symlinks=True, ignore=shutil.ignore_patterns("*.sqlite*"))
+    return target

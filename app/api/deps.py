@@ -8,6 +8,8 @@ from typing import Annotated
 from fastapi import Depends, Header, HTTPException, Request
 
 from app.embedding import Encoder
+from app.evaluation.judgements import JudgementStore
+from app.evaluation.querysets import QuerySetStore
 from app.profiles import ProfileRepository
 from app.search.service import SearchService
 from app.settings import Settings
@@ -39,8 +41,20 @@ def get_profiles(request: Request) -> ProfileRepository:
     return profiles
 
 
+def get_judgements(request: Request) -> JudgementStore:
+    judgements: JudgementStore = request.app.state.judgements
+    return judgements
+
+
+def get_querysets(request: Request) -> QuerySetStore:
+    sets: QuerySetStore = request.app.state.querysets
+    return sets
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ProfilesDep = Annotated[ProfileRepository, Depends(get_profiles)]
+JudgementsDep = Annotated[JudgementStore, Depends(get_judgements)]
+QuerySetsDep = Annotated[QuerySetStore, Depends(get_querysets)]
 ServiceDep = Annotated[SearchService, Depends(get_service)]
 EncoderDep = Annotated[Encoder, Depends(get_encoder)]
 StoreDep = Annotated[VectorStore, Depends(get_store)]

@@ -9,9 +9,17 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from app.api.routes import admin, health, products, profiles, search
-from app.components import build_service, load_encoder, open_profiles, open_store
+from app.api.routes import admin, evaluation, health, judgements, products, profiles, search
+from app.components import (
+    build_service,
+    load_encoder,
+    open_judgements,
+    open_profiles,
+    open_querysets,
+    open_store,
+)
 from app.embedding import Encoder
+from app.evaluation.judgements import JudgementError
 from app.search.service import NotFoundError, QueryError
 from app.settings import Settings
 from app.store import StoreError
@@ -30,16 +38,22 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
         store = open_store(settings)
         repo = open_profiles(settings)
         service = build_service(settings, store, encoder, repo)
+        marks = open_judgements(settings)
+        sets = open_querysets(settings)
         app.state.settings = settings
         app.state.encoder = encoder
         app.state.store = store
         app.state.profiles = repo
         app.state.service = service
+        app.state.judgements = marks
+        app.state.querysets = sets
         log.info("serving model %s on %s", encoder.model_id, encoder.provider)
         try:
             yield
         finally:
             service.close()
+            marks.close()
+            sets.close()
             repo.close()
             store.close()
 
@@ -58,6 +72,13 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
     async def _not_found(_: Request, exc: NotFoundError) -> JSONResponse:
         return JSONResponse(status_code=404, content={"detail": str(exc)})
 
+    @app.exception_handler(JudgementError)
+    async def _judgement_error(_: Request, exc: JudgementError) -> JSONResponse:
+        content: dict[str, object] = {"detail": str(exc)}
+        if exc.problems:
+            content["problems"] = exc.problems  # one "source:LINE: reason" per bad CSV row
+        return JSONResponse(status_code=422, content=content)
+
     @app.exception_handler(StoreError)
     async def _store_error(_: Request, exc: StoreError) -> JSONResponse:
         return JSONResponse(status_code=503, content={"detail": str(exc)})
@@ -67,4 +88,6 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
     app.include_router(admin.router)
     app.include_router(products.router)
     app.include_router(profiles.router)
+    app.include_router(judgements.router)
+    app.include_router(evaluation.router)
     return app

@@ -24,6 +24,7 @@ class ImageQuery:
     image: Path
     relevant: frozenset[str]
     query_type: str = ""
+    category: str = ""  # relevant_category: the answer's category path, when the file gives it
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,11 @@ def read_image_queries(path: Path) -> list[ImageQuery]:
             raise QueryFileError(f"{path}:{line}: image {row['query_image']} not found")
         out.append(
             ImageQuery(
-                row["query_id"], image, _ids(row["relevant_product_ids"]), row.get("query_type", "")
+                row["query_id"],
+                image,
+                _ids(row["relevant_product_ids"]),
+                row.get("query_type", ""),
+                row.get("relevant_category", ""),
             )
         )
     return out

@@ -8,12 +8,10 @@ one of that name.
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 from datetime import UTC, datetime
-from pathlib import Path
 
 from app.profiles.model import DEFAULT_PROFILE, FusionProfile
+from app.sqlite import SqliteFile
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS profiles (
@@ -30,18 +28,8 @@ class ProfileError(LookupError):
     """An unknown profile (or version)."""
 
 
-class ProfileRepository:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # One connection shared by the API's threads; SQLite calls are serialised by the lock.
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(SCHEMA)
-        self._lock = threading.Lock()
-
-    def close(self) -> None:
-        self._db.close()
+class ProfileRepository(SqliteFile):
+    schema = SCHEMA
 
     def names(self) -> list[str]:
         with self._lock:

@@ -34,6 +34,7 @@ from app.profiles.model import (
 from app.profiles.repository import ProfileError, ProfileRepository
 from app.search import legs
 from app.search.batching import MicroBatcher
+from app.search.ranking import LegList, fuse_legs, group_hits, key_of
 from app.search.schemas import (
     Crop,
     Filters,
@@ -46,7 +47,7 @@ from app.search.schemas import (
     SearchResult,
 )
 from app.store import Hit, SearchFilter, VectorStore, category_ancestors
-from reranker import Fused, fuse
+from reranker import Fused
 
 # Legs whose hits are a specific image: only these say which of a product's images matched.
 _IMAGE_VECTOR_LEGS = (IMAGE_TO_IMAGE, TEXT_TO_IMAGE)
@@ -122,10 +123,6 @@ def _crop(image: Image.Image, box: Crop) -> Image.Image:
     left, top = round(box.x0 * w), round(box.y0 * h)
     right, bottom = max(round(box.x1 * w), left + 1), max(round(box.y1 * h), top + 1)
     return image.crop((left, top, right, bottom))
-
-
-def _key(hit: Hit, by_product: bool) -> str:
-    return str(hit.payload.get("product_id", hit.id)) if by_product else hit.id
 
 
 def predict_category(hits: Sequence[Hit], confidence: float) -> PredictedCategory | None:
@@ -227,8 +224,10 @@ class SearchService:
 
     # -- search ------------------------------------------------------------------------------
 
-    def search(self, query: SearchQuery) -> SearchResponse:
-        started = time.perf_counter()
+    def _prepare(
+        self, query: SearchQuery
+    ) -> tuple[str | None, FusionProfile, FusionSpec, SearchFilter, tuple[str, ...]]:
+        """Checked inputs: (text, profile, fusion, store filter, legs the inputs allow)."""
         text = (query.text or "").strip() or None
         if text is None and not query.image:
             raise QueryError("give a text query (q), an image, or both")
@@ -241,10 +240,62 @@ class SearchService:
         )
         flt = self.store_filter(query.filters, query.category)
         available = (IMAGE_LEGS if query.image else ()) + (TEXT_LEGS if text else ())
+        return text, profile, spec, flt, available
+
+    def search(self, query: SearchQuery) -> SearchResponse:
+        started = time.perf_counter()
+        text, profile, spec, flt, available = self._prepare(query)
         wanted = [leg for leg in available if spec.weight(leg) > 0]
         if not wanted:
             raise QueryError(f"every leg this query can use ({', '.join(available)}) has weight 0")
         timings: dict[str, float] = {}
+        done, predicted = self._run_legs(query, text, profile, spec, flt, wanted, timings)
+        for leg in wanted:
+            timings[f"leg_{leg}"] = done[leg][1]
+
+        response = self._fuse_page(
+            [(leg, done[leg][0]) for leg in wanted],
+            spec,
+            query.k,
+            query.offset,
+            query.explain,
+            query.group_by_product,
+            timings,
+            exact_match=profile.exact_match,
+        )
+        timings["total"] = _elapsed_ms(started)
+        return SearchResponse(
+            results=response,
+            timings_ms=timings,
+            model=self.encoder.model_id,
+            legs=wanted,
+            profile=ProfileRef(name=profile.name, version=profile.version),
+            fusion=spec,
+            offset=query.offset,
+            predicted_category=predicted,
+        )
+
+    def leg_lists(self, query: SearchQuery) -> dict[str, LegList]:
+        """Every leg the query's inputs allow, run once, each grouped by product: no fusion.
+
+        For offline tuning, which re-fuses these lists under many weightings; the candidates,
+        filters, floors and category prediction are the ones ``search`` would use.
+        """
+        text, profile, spec, flt, available = self._prepare(query)
+        done, _ = self._run_legs(query, text, profile, spec, flt, list(available), {})
+        return {leg: group_hits(done[leg][0], query.group_by_product) for leg in available}
+
+    def _run_legs(
+        self,
+        query: SearchQuery,
+        text: str | None,
+        profile: FusionProfile,
+        spec: FusionSpec,
+        flt: SearchFilter,
+        wanted: Sequence[str],
+        timings: dict[str, float],
+    ) -> tuple[dict[str, tuple[list[Hit], float]], PredictedCategory | None]:
+        """Embed the inputs and run the ``wanted`` legs concurrently: (hits, ms) per leg."""
         limit = min(max(profile.candidates, (query.offset + query.k) * 4), MAX_CANDIDATES)
         floors = spec.floors
 
@@ -305,30 +356,7 @@ class SearchService:
         for leg, job in jobs.items():
             done[leg] = job.result()
         timings["legs"] = _elapsed_ms(t)
-        for leg in wanted:
-            timings[f"leg_{leg}"] = done[leg][1]
-
-        response = self._fuse_page(
-            [(leg, done[leg][0]) for leg in wanted],
-            spec,
-            query.k,
-            query.offset,
-            query.explain,
-            query.group_by_product,
-            timings,
-            exact_match=profile.exact_match,
-        )
-        timings["total"] = _elapsed_ms(started)
-        return SearchResponse(
-            results=response,
-            timings_ms=timings,
-            model=self.encoder.model_id,
-            legs=wanted,
-            profile=ProfileRef(name=profile.name, version=profile.version),
-            fusion=spec,
-            offset=query.offset,
-            predicted_category=predicted,
-        )
+        return done, predicted
 
     def _embed_text(self, text: str, timings: dict[str, float]) -> np.ndarray:
         t = time.perf_counter()
@@ -371,34 +399,25 @@ class SearchService:
         exact_match: float | None = None,
     ) -> list[SearchResult]:
         t = time.perf_counter()
-        lists: list[list[tuple[str, float]]] = []
+        lists: dict[str, LegList] = {}
         best: dict[str, Hit] = {}  # key -> a hit carrying its payload
         images: dict[str, dict[str, float]] = {}  # key -> image file -> best image-leg score
         for leg, hits in leg_hits:
-            scored: dict[str, float] = {}
-            for hit in hits:  # best first: a product's first hit is its best image in the leg
-                key = _key(hit, by_product)
-                if key not in scored:
-                    scored[key] = hit.score
-                    best.setdefault(key, hit)
+            lists[leg] = group_hits(hits, by_product)
+            for hit in hits:
+                key = key_of(hit, by_product)
+                best.setdefault(key, hit)
                 if leg in _IMAGE_VECTOR_LEGS:
                     name = str(hit.payload.get("image_file", ""))
                     seen = images.setdefault(key, {})
                     seen[name] = max(seen.get(name, float("-inf")), hit.score)
-            lists.append(list(scored.items()))
-        weights = [spec.weight(leg) for leg, _ in leg_hits]
-        fused = fuse(spec.method, lists, weights, k=spec.k)
-        names = [leg for leg, _ in leg_hits]
-        exact: set[str] = set()
-        if exact_match is not None and IMAGE_TO_IMAGE in names:
-            # The very item photographed outranks anything similar, whatever the text legs say;
-            # within that tier the closest photo first, the rest keep the fused order.
-            image_scores = dict(lists[names.index(IMAGE_TO_IMAGE)])
-            exact = {key for key, s in image_scores.items() if s >= exact_match}
-            fused.sort(key=lambda f: -image_scores[f.item] if f.item in exact else 1.0)
+        fused, exact = fuse_legs(lists, spec, exact_match)
+        names = [leg for leg in lists if spec.weight(leg) > 0]
         fused = fused[offset : offset + k]
         timings["fusion"] = _elapsed_ms(t)
-        positions = [{key: (r, s) for r, (key, s) in enumerate(lst, start=1)} for lst in lists]
+        positions = [
+            {key: (r, s) for r, (key, s) in enumerate(lists[leg], start=1)} for leg in names
+        ]
         return [
             self._result(
                 f, best[f.item], images.get(f.item, {}), names, positions, explain, f.item in exact

@@ -1,0 +1,52 @@
+"""From the legs' hits to one ranked list: group by product, fuse, put an exact match first.
+
+Pure functions shared by ``SearchService`` and by offline tuning (``app.evaluation.tune``),
+which re-fuses cached leg lists thousands of times: both must rank the same way, and a test
+checks that they do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from app.profiles.model import IMAGE_TO_IMAGE, FusionSpec
+from app.store import Hit
+from reranker import Fused, fuse
+
+LegList = list[tuple[str, float]]  # (product or point id, raw score), best first
+
+
+def key_of(hit: Hit, by_product: bool) -> str:
+    return str(hit.payload.get("product_id", hit.id)) if by_product else hit.id
+
+
+def group_hits(hits: Sequence[Hit], by_product: bool) -> LegList:
+    """One entry per product at its best hit (hits come best first), or one per point."""
+    scored: dict[str, float] = {}
+    for hit in hits:
+        key = key_of(hit, by_product)
+        if key not in scored:
+            scored[key] = hit.score
+    return list(scored.items())
+
+
+def fuse_legs(
+    lists: Mapping[str, LegList], spec: FusionSpec, exact_match: float | None = None
+) -> tuple[list[Fused[str]], set[str]]:
+    """Fused order over the legs with weight > 0, and the keys that are an exact photo match.
+
+    Legs with weight 0 are left out before fusing, as the service never runs them: a
+    normalising method (min-max, z-score) would otherwise still list their items.
+    """
+    names = [leg for leg in lists if spec.weight(leg) > 0]
+    fused = fuse(
+        spec.method, [lists[leg] for leg in names], [spec.weight(n) for n in names], spec.k
+    )
+    exact: set[str] = set()
+    if exact_match is not None and IMAGE_TO_IMAGE in names:
+        # The very item photographed outranks anything similar, whatever the text legs say;
+        # within that tier the closest photo first, the rest keep the fused order.
+        image_scores = dict(lists[IMAGE_TO_IMAGE])
+        exact = {key for key, s in image_scores.items() if s >= exact_match}
+        fused.sort(key=lambda f: -image_scores[f.item] if f.item in exact else 1.0)
+    return fused, exact

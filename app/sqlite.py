@@ -1,0 +1,35 @@
+"""The one way snapshop opens its small SQLite files (profiles, judgements, query sets)."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+
+def open_db(path: Path, schema: str) -> sqlite3.Connection:
+    """A connection in autocommit mode with WAL, the schema applied, the folder created.
+
+    One connection is shared by the API's threads (``check_same_thread=False``); each owner
+    serialises its calls with a lock. Autocommit leaves transactions explicit (``BEGIN``).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")  # readers never wait for a writer
+    db.execute("PRAGMA foreign_keys=ON")
+    db.executescript(schema)
+    return db
+
+
+class SqliteFile:
+    """Base of the small SQLite-backed stores: one shared connection, calls under one lock."""
+
+    schema = ""  # each store's CREATE statements
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db = open_db(path, self.schema)
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._db.close()

@@ -70,8 +70,11 @@ class EvalQuery:
     query_type: str = "all"
     category: str = ""
 
-    def search(self, k: int, spec: FusionSpec | None = None) -> SearchQuery:
-        return SearchQuery(text=self.text, image=self.image, k=k, fusion=spec)
+    def search(
+        self, k: int, spec: FusionSpec | None = None, profile: str | None = None
+    ) -> SearchQuery:
+        """The query under ``profile`` (its candidates, exact-match rule), blended by ``spec``."""
+        return SearchQuery(text=self.text, image=self.image, k=k, fusion=spec, profile=profile)
 
 
 def eval_queries(
@@ -127,11 +130,15 @@ def apply_judgements(
 
 
 def _run(
-    service: SearchService, queries: Sequence[EvalQuery], spec: FusionSpec, k: int
+    service: SearchService,
+    queries: Sequence[EvalQuery],
+    spec: FusionSpec,
+    k: int,
+    profile: str | None,
 ) -> tuple[list[list[SearchResult]], float]:
     results, started = [], time.perf_counter()
     for q in queries:
-        results.append(service.search(q.search(k, spec)).results)
+        results.append(service.search(q.search(k, spec, profile)).results)
     return results, (time.perf_counter() - started) * 1000 / max(len(queries), 1)
 
 
@@ -188,7 +195,7 @@ def evaluate_search(
         if not subset:
             continue
         relevant = [q.relevant for q in subset]
-        results, ms = _run(service, subset, base, k)
+        results, ms = _run(service, subset, base, k, profile)
         ranked = _ids(results)
         block = {**metrics(ranked, relevant), "ms_per_query": round(ms, 1)}
         by_type: dict[str, list[int]] = defaultdict(list)
@@ -203,14 +210,14 @@ def evaluate_search(
         if per_query:
             records += [_record(q, rs) for q, rs in zip(subset, results, strict=True)]
         for leg in legs:
-            leg_results, leg_ms = _run(service, subset, only(leg, base), k)
+            leg_results, leg_ms = _run(service, subset, only(leg, base), k, profile)
             out["legs"][leg] = {
                 "queries": kind,
                 **metrics(_ids(leg_results), relevant),
                 "ms_per_query": round(leg_ms, 1),
             }
         for label, spec in (fusions or {}).items():
-            v_results, v_ms = _run(service, subset, spec, k)
+            v_results, v_ms = _run(service, subset, spec, k, profile)
             variants.setdefault(label, {})[kind] = {
                 **metrics(_ids(v_results), relevant),
                 "ms_per_query": round(v_ms, 1),

@@ -125,3 +125,26 @@ def test_judgements_refine_the_answers(client: TestClient, mini_queries: Path) -
     # at least as well, and the runs differ.
     assert judged["text"]["recall@5"] >= plain["text"]["recall@5"]
     assert judged["text"] != plain["text"]
+
+
+def test_an_unsaved_fusion_is_graded_beside_the_profile(client: TestClient) -> None:
+    bm25_only = {
+        "method": "rrf",
+        "weights": {"image": 1, "image_text": 0, "text_image": 0, "text_text": 0, "bm25": 1},
+    }
+    resp = client.post(
+        "/v1/eval/run", json={"query_set": "mini", "fusion": bm25_only}, headers=ADMIN
+    )
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    variant = body["variants"]["fusion"]
+    assert variant["text"]["n"] == 12 and variant["image"]["n"] == 8
+    # Only BM25 runs for the typed queries, so the variant equals the bm25 leg alone.
+    assert {m: variant["text"][m] for m in SCORES} == {m: body["legs"]["bm25"][m] for m in SCORES}
+    assert {m: variant["image"][m] for m in SCORES} == {m: body["legs"]["image"][m] for m in SCORES}
+    bad = client.post(
+        "/v1/eval/run",
+        json={"query_set": "mini", "fusion": {"weights": {"nope": 1}}},
+        headers=ADMIN,
+    )
+    assert bad.status_code == 422 and "nope" in bad.text

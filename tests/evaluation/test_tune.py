@@ -14,7 +14,7 @@ from app.evaluation.queries import read_image_queries, read_text_queries
 from app.evaluation.search import EvalQuery, eval_queries
 from app.evaluation.tune import MIN_GAIN, split, tune
 from app.profiles.model import DEFAULT_PROFILE, LEGS, FusionSpec
-from app.search.service import SearchService
+from app.search.service import SearchQuery, SearchService
 from app.settings import Settings
 from reranker import METHODS
 
@@ -150,3 +150,33 @@ def test_paired_t_separates_one_lucky_query_from_a_consistent_gain() -> None:
     assert paired_t(base + 0.5, base) == float("inf")  # every query gains alike
     assert paired_t(base, base) == 0.0
     assert paired_t(base - 0.5, base) == 0.0
+
+
+def test_evaluation_searches_under_the_named_profile(
+    service: SearchService, queries: list[EvalQuery], tmp_path: Path
+) -> None:
+    """Not just its weights: its candidates and exact-match rule apply too."""
+    from app.evaluation.search import evaluate_search
+    from app.profiles import ProfileRepository
+
+    repo = ProfileRepository(tmp_path / "profiles.sqlite")
+    # Few candidates per leg and no exact-match tier: a different ranking from the default's.
+    repo.save(
+        DEFAULT_PROFILE.model_copy(update={"name": "narrow", "candidates": 10, "exact_match": None})
+    )
+    narrow = SearchService(service.store, service.encoder, profiles=repo)
+    try:
+        result = evaluate_search(narrow, queries, profile="narrow", per_query=True)
+        assert result["profile"] == "narrow@1"
+        for record, q in zip(result["queries"], queries, strict=True):
+            direct = narrow.search(
+                SearchQuery(text=q.text, image=q.image, k=10, profile="narrow")
+            ).results
+            assert [r["product_id"] for r in record["results"]] == [r.product_id for r in direct]
+        default = evaluate_search(narrow, queries, per_query=True)
+        assert [r["results"] for r in default["queries"]] != [
+            r["results"] for r in result["queries"]
+        ]
+    finally:
+        narrow.close()
+        repo.close()

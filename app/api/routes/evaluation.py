@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.api.deps import AdminDep, JudgementsDep, QuerySetsDep, ServiceDep
 from app.evaluation.querysets import QuerySetError
 from app.evaluation.search import evaluate_search
+from app.profiles import FusionSpec
 
 router = APIRouter(prefix="/v1/eval", tags=["evaluation"], dependencies=[AdminDep])
 
@@ -26,6 +27,10 @@ class EvalRunBody(BaseModel):
     query_set: str = Field(min_length=1, max_length=64, description="A stored query set's name.")
     profile: str | None = Field(default=None, description="Fusion profile (default: default).")
     judgements: bool = Field(default=False, description="Refine answers with human judgements.")
+    fusion: FusionSpec | None = Field(
+        default=None,
+        description="An unsaved blend to grade beside the profile's (reported under 'variants').",
+    )
 
 
 @router.get("/query-sets")
@@ -55,7 +60,13 @@ def run_eval(
     try:
         service.profile(body.profile)  # an unknown profile is a 422 before any work
         qrels = marks.qrels() if body.judgements else None
-        result = evaluate_search(service, queries, profile=body.profile, judgements=qrels)
+        result = evaluate_search(
+            service,
+            queries,
+            fusions={"fusion": body.fusion} if body.fusion is not None else None,
+            profile=body.profile,
+            judgements=qrels,
+        )
     finally:
         _running.release()
     return {"query_set": body.query_set, **result}

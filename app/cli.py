@@ -1,4 +1,4 @@
-"""The ``snapshop`` command line: ingest, search, serve, model, status."""
+"""The ``snapshop`` command line: catalog sync, search, serving, evaluation and tuning, models."""
 
 from __future__ import annotations
 

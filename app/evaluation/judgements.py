@@ -140,26 +140,16 @@ def parse_relevant(value: str) -> bool:
     raise JudgementError(f"relevant must be 1/0, true/false or yes/no, got {value!r}")
 
 
-def _check_product(product_id: str) -> str:
-    product_id = product_id.strip()
-    if not product_id:
-        raise JudgementError("product_id is empty")
-    if len(product_id) > MAX_PRODUCT_ID_CHARS:
-        raise JudgementError(f"product_id is over {MAX_PRODUCT_ID_CHARS} characters")
-    if not product_id.isprintable():
-        raise JudgementError("product_id holds control characters")
-    return product_id
-
-
-def _check_judge(judge: str) -> str:
-    judge = judge.strip()
-    if not judge:
-        raise JudgementError("judge is empty: say who made the mark")
-    if len(judge) > MAX_JUDGE_CHARS:
-        raise JudgementError(f"judge is over {MAX_JUDGE_CHARS} characters")
-    if not judge.isprintable():
-        raise JudgementError("judge holds control characters (tabs, newlines, ...)")
-    return judge
+def _check_name(field: str, value: str, max_chars: int, empty_hint: str = "") -> str:
+    """A product id or a judge: one printable line, not empty, not over ``max_chars``."""
+    value = value.strip()
+    if not value:
+        raise JudgementError(f"{field} is empty{empty_hint}")
+    if len(value) > max_chars:
+        raise JudgementError(f"{field} is over {max_chars} characters")
+    if not value.isprintable():
+        raise JudgementError(f"{field} holds control characters (tabs, newlines, ...)")
+    return value
 
 
 def _check_note(note: str) -> str:
@@ -178,9 +168,9 @@ def _validate(
         raise JudgementError("relevant must be true or false")
     return Judgement(
         query_key=check_key(query_key),
-        product_id=_check_product(product_id),
+        product_id=_check_name("product_id", product_id, MAX_PRODUCT_ID_CHARS),
         relevant=relevant,
-        judge=_check_judge(judge),
+        judge=_check_name("judge", judge, MAX_JUDGE_CHARS, ": say who made the mark"),
         note=_check_note(note),
         updated_at=updated_at,
     )

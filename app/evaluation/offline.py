@@ -59,7 +59,7 @@ def collect(
 
 def rank(query: CachedQuery, spec: FusionSpec, exact_match: float | None = None) -> list[str]:
     """The first page ``service.search`` would return for this fusion (product ids)."""
-    if not any(spec.weight(leg) > 0 for leg in query.lists):
+    if not spec.active(query.lists):
         return []  # the service refuses such a query; as a ranking it finds nothing
     fused, _ = fuse_legs(query.lists, spec, exact_match)
     return [f.item for f in fused[:CUTOFF]]

@@ -164,7 +164,7 @@ def tune(
         for leg in legs:
             for w in WEIGHT_GRID:
                 spec = best.spec.model_copy(update={"weights": {**best.spec.weights, leg: w}})
-                if any(spec.weight(x) > 0 for x in legs):
+                if spec.active(legs):
                     trial = evaluate(spec)
                     if trial.train > best.train + 1e-12:
                         best, improved = trial, True

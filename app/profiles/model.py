@@ -9,6 +9,7 @@ restrict the image legs to a predicted category, and how many candidates each le
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -61,6 +62,10 @@ class FusionSpec(BaseModel):
 
     def weight(self, leg: str) -> float:
         return float(self.weights.get(leg, 1.0))
+
+    def active(self, legs: Iterable[str]) -> list[str]:
+        """The ``legs`` this blend uses (weight > 0), in their given order; the rest never run."""
+        return [leg for leg in legs if self.weight(leg) > 0]
 
 
 class FusionProfile(FusionSpec):

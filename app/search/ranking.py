@@ -38,7 +38,7 @@ def fuse_legs(
     Legs with weight 0 are left out before fusing, as the service never runs them: a
     normalising method (min-max, z-score) would otherwise still list their items.
     """
-    names = [leg for leg in lists if spec.weight(leg) > 0]
+    names = spec.active(lists)
     fused = fuse(
         spec.method, [lists[leg] for leg in names], [spec.weight(n) for n in names], spec.k
     )

@@ -245,7 +245,7 @@ class SearchService:
     def search(self, query: SearchQuery) -> SearchResponse:
         started = time.perf_counter()
         text, profile, spec, flt, available = self._prepare(query)
-        wanted = [leg for leg in available if spec.weight(leg) > 0]
+        wanted = spec.active(available)
         if not wanted:
             raise QueryError(f"every leg this query can use ({', '.join(available)}) has weight 0")
         timings: dict[str, float] = {}
@@ -412,7 +412,7 @@ class SearchService:
                     seen = images.setdefault(key, {})
                     seen[name] = max(seen.get(name, float("-inf")), hit.score)
         fused, exact = fuse_legs(lists, spec, exact_match)
-        names = [leg for leg in lists if spec.weight(leg) > 0]
+        names = spec.active(lists)
         fused = fused[offset : offset + k]
         timings["fusion"] = _elapsed_ms(t)
         positions = [

@@ -769,12 +769,9 @@ def _write_report(
     from app.evaluation.offline import collect, sweep
     from app.evaluation.report import write_report
     from app.evaluation.search import apply_judgements
-    from app.profiles.model import FusionSpec
 
     chosen = service.profile(profile)
-    base = FusionSpec.model_validate(
-        chosen.model_dump(include={"method", "k", "weights", "floors"})
-    )
+    base = chosen.spec()
     if qrels is not None:
         queries, _ = apply_judgements(queries, qrels)
     cached = collect(service, queries, profile)

@@ -177,9 +177,7 @@ def evaluate_search(
     ``queries`` come from query files (``eval_queries``) or a stored set (``QuerySetStore``).
     """
     chosen = service.profile(profile)
-    base = FusionSpec.model_validate(
-        chosen.model_dump(include={"method", "k", "weights", "floors"})
-    )
+    base = chosen.spec()
     out: dict[str, Any] = {
         "model": service.encoder.model_id,
         "profile": f"{chosen.name}@{chosen.version}",

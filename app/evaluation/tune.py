@@ -138,7 +138,7 @@ def tune(
     train, held = split(queries, validation, seed)
     legs = _legs(queries)
     exact = base.exact_match
-    start = FusionSpec.model_validate(base.model_dump(include={"method", "k", "weights", "floors"}))
+    start = base.spec()
     rng = random.Random(seed)
     seen: dict[str, Trial] = {}
 

@@ -91,6 +91,10 @@ class FusionProfile(FusionSpec):
     )
     updated_at: str | None = None
 
+    def spec(self) -> FusionSpec:
+        """The blend alone (method, k, weights, floors): what a request's ``fusion`` overrides."""
+        return FusionSpec.model_validate(self.model_dump(include=set(FusionSpec.model_fields)))
+
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:

@@ -235,9 +235,7 @@ class SearchService:
         if query.crop is not None and not query.image:
             raise QueryError("crop applies to an image; none was sent")
         profile = self.profile(query.profile)
-        spec = query.fusion or FusionSpec.model_validate(
-            profile.model_dump(include={"method", "k", "weights", "floors"})
-        )
+        spec = query.fusion or profile.spec()
         flt = self.store_filter(query.filters, query.category)
         available = (IMAGE_LEGS if query.image else ()) + (TEXT_LEGS if text else ())
         return text, profile, spec, flt, available

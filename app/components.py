@@ -1,9 +1,14 @@
 """Builds the long-lived parts (encoder, store, search service) from ``Settings``.
 
 The CLI and the API both start here, so they always run the same code with the same config.
+``open_components`` opens what a search needs and closes it again, for both of them.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 
 from app.embedding import BundleError, Encoder, ProviderError
 from app.evaluation.judgements import JudgementStore
@@ -55,7 +60,10 @@ def build_service(
     store: VectorStore,
     encoder: Encoder,
     profiles: ProfileRepository | None = None,
+    *,
+    micro_batch: bool | None = None,
 ) -> SearchService:
+    """The service as configured; ``micro_batch`` overrides the setting (the bench runs both)."""
     return SearchService(
         store,
         encoder,
@@ -63,5 +71,34 @@ def build_service(
         rrf_k=settings.rrf_k,
         max_k=settings.max_k,
         max_window=settings.max_window,
-        micro_batch=settings.micro_batch,
+        micro_batch=settings.micro_batch if micro_batch is None else micro_batch,
     )
+
+
+@dataclass(frozen=True)
+class Components:
+    """The parts a search runs on, opened together by ``open_components``."""
+
+    encoder: Encoder
+    store: VectorStore
+    profiles: ProfileRepository
+    service: SearchService
+
+
+@contextmanager
+def open_components(
+    settings: Settings, encoder: Encoder | None = None, *, micro_batch: bool | None = None
+) -> Iterator[Components]:
+    """Encoder (unless given), store, profiles and service; closed in reverse order on exit.
+
+    Opened in that order so a missing model is reported before the store is touched.
+    """
+    encoder = encoder if encoder is not None else load_encoder(settings)
+    with ExitStack() as stack:
+        store = open_store(settings)
+        stack.callback(store.close)
+        profiles = open_profiles(settings)
+        stack.callback(profiles.close)
+        service = build_service(settings, store, encoder, profiles, micro_batch=micro_batch)
+        stack.callback(service.close)
+        yield Components(encoder, store, profiles, service)

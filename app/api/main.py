@@ -4,20 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, closing
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from app.api.routes import admin, evaluation, health, judgements, products, profiles, search
-from app.components import (
-    build_service,
-    load_encoder,
-    open_judgements,
-    open_profiles,
-    open_querysets,
-    open_store,
-)
+from app.components import load_encoder, open_components, open_judgements, open_querysets
 from app.embedding import Encoder
 from app.evaluation.judgements import JudgementError
 from app.search.service import NotFoundError, QueryError
@@ -34,28 +27,22 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         nonlocal encoder
+        # Kept across restarts of the lifespan (a test client opened twice): loaded once.
         encoder = encoder or load_encoder(settings)
-        store = open_store(settings)
-        repo = open_profiles(settings)
-        service = build_service(settings, store, encoder, repo)
-        marks = open_judgements(settings)
-        sets = open_querysets(settings)
-        app.state.settings = settings
-        app.state.encoder = encoder
-        app.state.store = store
-        app.state.profiles = repo
-        app.state.service = service
-        app.state.judgements = marks
-        app.state.querysets = sets
-        log.info("serving model %s on %s", encoder.model_id, encoder.provider)
-        try:
+        with (
+            open_components(settings, encoder) as parts,
+            closing(open_judgements(settings)) as marks,
+            closing(open_querysets(settings)) as sets,
+        ):
+            app.state.settings = settings
+            app.state.encoder = parts.encoder
+            app.state.store = parts.store
+            app.state.profiles = parts.profiles
+            app.state.service = parts.service
+            app.state.judgements = marks
+            app.state.querysets = sets
+            log.info("serving model %s on %s", encoder.model_id, encoder.provider)
             yield
-        finally:
-            service.close()
-            marks.close()
-            sets.close()
-            repo.close()
-            store.close()
 
     app = FastAPI(
         title="snapshop",

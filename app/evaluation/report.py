@@ -5,6 +5,9 @@ weight moved with the others held, from ``app.evaluation.offline.sweep``); recal
 category; the worst queries with thumbnails of the photo, an expected product and the top
 results (green border: relevant). Everything is written into DIR, so the folder can be zipped
 or served as it is; nothing is fetched from anywhere.
+
+``write_search_report`` gathers what the page needs from a running search (the sweeps, each
+product's photo and category); ``write_report`` only draws.
 """
 
 from __future__ import annotations
@@ -14,10 +17,16 @@ import html
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from PIL import Image, ImageOps
+
+from app.evaluation.offline import collect, sweep
+from app.evaluation.search import EvalQuery, apply_judgements
+from app.search.service import SearchService
+from app.store import VectorStore
 
 Curve = list[tuple[float, float]]
 ImageOf = Callable[[str], Path | None]  # product id -> a catalog photo of it, if known
@@ -263,3 +272,44 @@ def write_report(
     page = out_dir / "index.html"
     page.write_text("\n".join(parts), encoding="utf-8")
     return page
+
+
+def write_search_report(
+    out_dir: Path,
+    result: Mapping[str, Any],
+    service: SearchService,
+    store: VectorStore,
+    queries: Sequence[EvalQuery],
+    profile: str | None = None,
+    qrels: Mapping[str, Mapping[str, bool]] | None = None,
+) -> Path:
+    """``write_report`` for ``result`` plus weight sweeps over the queries' cached leg lists.
+
+    ``service`` runs the legs once per query (with ``profile``, and ``qrels`` applied as
+    ``evaluate_search`` did); ``store`` gives each product's photo and category.
+    """
+    chosen = service.profile(profile)
+    base = chosen.spec()
+    if qrels is not None:
+        queries, _ = apply_judgements(queries, qrels)
+    cached = collect(service, queries, profile)
+    sweeps = {}
+    for kind in ("image", "text"):
+        subset = [c for c in cached if c.kind == kind]
+        legs = sorted({leg for c in subset for leg in c.lists})
+        if subset:
+            sweeps[kind] = sweep(subset, base, legs, chosen.exact_match)
+
+    @lru_cache(maxsize=4096)
+    def payload(pid: str) -> dict[str, Any]:
+        points = store.product_points(pid)
+        return dict(points[0].payload) if points else {}
+
+    def image_of(pid: str) -> Path | None:
+        path = payload(pid).get("image_path")
+        return Path(path) if path else None
+
+    def category_of(pid: str) -> str:
+        return str(payload(pid).get("category_path", ""))
+
+    return write_report(out_dir, result, sweeps, image_of, category_of)

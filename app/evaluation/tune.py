@@ -93,10 +93,28 @@ class TuneResult:
     # The best on train before the noise guard, with its held-out score and paired t.
     candidate: dict[str, Any] = field(default_factory=dict)
     top: list[Trial] = field(default_factory=list)
+    seed: int = 0  # of the split and the search, named in a saved profile's description
 
     @property
     def improved(self) -> bool:
         return self.best != self.base
+
+    def tuned_profile(self, base: FusionProfile, name: str) -> FusionProfile:
+        """``base`` with the best fusion, to save as ``name``; its description says how it won.
+
+        Raises pydantic's ``ValidationError`` when the fields do not make a valid profile.
+        """
+        fields = base.model_dump(exclude={"name", "version", "updated_at"})
+        fields.update(self.best.model_dump())
+        fields["name"] = name
+        fields["description"] = (
+            f"snapshop tune from {base.name}@{base.version}: {self.metric} "
+            f"train {self.train['base']:.4f} -> {self.train['best']:.4f}, "
+            f"validation {self.validation['base']:.4f} -> "
+            f"{self.validation['best']:.4f} ({self.n_train}/{self.n_validation} "
+            f"queries, seed {self.seed})"
+        )
+        return FusionProfile.model_validate(fields)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -202,4 +220,5 @@ def tune(
         legs=legs,
         candidate=candidate,
         top=ranked[:5],
+        seed=seed,
     )

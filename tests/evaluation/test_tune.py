@@ -7,8 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from app.components import build_service, load_encoder, open_store
+from app.components import open_components
 from app.evaluation.offline import CachedQuery, collect, rank, score, sweep
 from app.evaluation.queries import read_image_queries, read_text_queries
 from app.evaluation.search import EvalQuery, eval_queries
@@ -21,12 +22,8 @@ from reranker import METHODS
 
 @pytest.fixture(scope="module")
 def service(ingested_dir: Path, tiny_bundle: Path) -> Iterator[SearchService]:
-    settings = Settings(data_dir=ingested_dir, model=tiny_bundle)
-    store = open_store(settings)
-    svc = build_service(settings, store, load_encoder(settings))
-    yield svc
-    svc.close()
-    store.close()
+    with open_components(Settings(data_dir=ingested_dir, model=tiny_bundle)) as parts:
+        yield parts.service
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +87,24 @@ def test_tune_finds_the_better_weighting_and_reports_both_splits() -> None:
     body = result.to_json()
     assert body["best"]["validation"] == 1.0 and body["base"]["validation"] < 0.6
     assert body["top"][0]["train"] == 1.0
+
+
+def test_the_tuned_profile_keeps_the_rest_of_the_base_and_says_how_it_won() -> None:
+    cached = _synthetic(40)
+    base = DEFAULT_PROFILE.model_copy(
+        update={"weights": {"bm25": 1.0, "text_text": 32.0}, "candidates": 50, "version": 3}
+    )
+    result = tune(cached, base, trials=60, seed=1)
+    saved = result.tuned_profile(base, "tuned")
+    assert saved.name == "tuned" and saved.spec() == result.best
+    assert saved.candidates == 50 and saved.exact_match == base.exact_match
+    assert saved.description == (
+        f"snapshop tune from default@3: ndcg@10 train {result.train['base']:.4f} -> 1.0000, "
+        f"validation {result.validation['base']:.4f} -> 1.0000 "
+        f"({result.n_train}/{result.n_validation} queries, seed 1)"
+    )
+    with pytest.raises(ValidationError):
+        result.tuned_profile(base, "Not a name")
 
 
 def test_tune_keeps_the_profile_when_nothing_beats_it_by_more_than_noise() -> None:

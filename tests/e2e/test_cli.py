@@ -117,3 +117,33 @@ def test_eval_scores_each_leg_and_the_hybrid(
         [*snapshop_cmd(ingested_dir, tiny_bundle), "eval"], capture_output=True, text=True
     )
     assert missing.returncode == 2 and "--text-queries" in missing.stderr
+
+
+def test_bench_search_times_both_modes_over_the_same_queries(
+    ingested_dir: Path, tiny_bundle: Path, mini_queries: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [
+            *snapshop_cmd(ingested_dir, tiny_bundle),
+            "bench",
+            "search",
+            str(mini_queries),
+            "--rounds",
+            "1",
+            "--limit",
+            "6",
+            "--concurrency",
+            "2",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result == json.loads(out.read_text())
+    assert result["benchmark"] == "search" and result["queries"] == 6
+    assert {"baseline", "micro_batch"} <= set(result)

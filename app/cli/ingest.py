@@ -1,0 +1,125 @@
+"""``snapshop ingest`` (sync the store with a catalog) and ``snapshop status`` (what it holds)."""
+
+from __future__ import annotations
+
+from contextlib import closing
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from app.cli.common import err, friendly_errors, progress_bar, settings
+
+
+def ingest(
+    catalog_dir: Annotated[
+        Path,
+        typer.Argument(help="Folder with products.csv or products.jsonl, and the images."),
+    ],
+    batch_size: Annotated[int | None, typer.Option(help="Images per inference batch.")] = None,
+    build_index: Annotated[bool, typer.Option(help="Build the HNSW index at the end.")] = True,
+    replace_model: Annotated[
+        bool,
+        typer.Option(help="If the store holds another model's vectors, drop them and re-embed."),
+    ] = False,
+    prune: Annotated[
+        bool, typer.Option(help="Delete products that are no longer in products.csv.")
+    ] = False,
+    strict: Annotated[
+        bool, typer.Option(help="Exit with status 1 when anything was rejected.")
+    ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Decode/preprocess threads (default: one per CPU)."),
+    ] = None,
+) -> None:
+    """Sync the store with a catalog: embed new or changed images, keep the rest."""
+    from app.components import load_encoder, open_store
+    from ingestion.pipeline import ingest_catalog
+    from ingestion.quarantine import run_id, write_quarantine
+    from ingestion.runs import fail_run, finish_run, start_run
+
+    cfg = settings()
+    run = run_id()
+    record = start_run(cfg.runs_dir, run, catalog_dir)
+    try:
+        with friendly_errors():
+            encoder = load_encoder(cfg)
+            # Encoder and store only: a sync needs no search service or profiles.
+            with closing(open_store(cfg)) as store:
+                with progress_bar("rate") as progress:
+                    task = progress.add_task("embedding", total=None, rate="")
+
+                    def advance(n: int, total: int) -> None:
+                        progress.update(task, total=total)
+                        progress.advance(task, n)
+                        speed = progress.tasks[0].speed
+                        progress.update(task, rate=f"{speed:.1f} img/s" if speed else "")
+
+                    report = ingest_catalog(
+                        catalog_dir,
+                        store,
+                        encoder,
+                        batch_size=batch_size or cfg.batch_size,
+                        workers=workers,
+                        progress=advance,
+                        build_index=build_index,
+                        replace_model=replace_model,
+                        prune=prune,
+                    )
+                index = store.index_status().describe()
+    except BaseException as exc:  # SystemExit from friendly_errors included: the run failed
+        cause = exc.__context__ if isinstance(exc, (SystemExit, typer.Exit)) else exc
+        fail_run(cfg.runs_dir, record, cause or exc)
+        raise
+    quarantine = write_quarantine(cfg.data_dir / "quarantine", run, report.rejects)
+    finish_run(cfg.runs_dir, record, report, quarantine, index)
+    for reject in report.rejects[:20]:
+        err.print(f"[yellow]rejected[/] {reject.source} ({reject.product_id}): {reject.reason}")
+    if report.rejected > 20:
+        err.print(f"[yellow]… and {report.rejected - 20} more rejects[/]")
+    if quarantine is not None:
+        err.print(
+            f"[yellow]warning:[/] {report.rejected} rejected, listed in {quarantine}",
+            soft_wrap=True,
+        )
+    err.print(report.changes(), soft_wrap=True)
+    err.print(f"{report.seconds:.1f}s, {report.images_per_s:.1f} images/s embedded, index: {index}")
+    print(report.summary())
+    if strict and report.rejected:
+        raise typer.Exit(1)
+
+
+def status() -> None:
+    """What this data dir holds: model bundle, store size, index state."""
+    from app.components import open_store
+    from app.embedding import BundleError, load_manifest
+    from ingestion.runs import list_runs
+
+    cfg = settings()
+    print(f"data dir:  {cfg.data_dir.resolve()}")
+    try:
+        manifest = load_manifest(cfg.model_dir, verify=False)
+        print(f"model:     {manifest.model_id} ({cfg.model_dir})")
+    except BundleError as exc:
+        print(f"model:     none ({exc})")
+    with friendly_errors(), closing(open_store(cfg)) as store:
+        info = store.info()
+        index = store.index_status()
+    print(f"store:     {info.backend}, {info.points} points, model {info.model_id or '-'}")
+    print(f"index:     {index.describe()}")
+    runs = list_runs(cfg.runs_dir, limit=5)
+    if not runs:
+        print("ingest:    no runs recorded yet")
+    for r in runs:
+        counts = r.counts
+        line = f"ingest:    {r.run} {r.state:<11} {r.catalog}"
+        if counts:
+            line += (
+                f"  +{counts['added']} ~{counts['updated']} -{counts['deleted']}"
+                f" ={counts['unchanged']} !{counts['rejected']}"
+                f"  {r.images_per_s or 0:.1f} img/s in {r.seconds or 0:.1f}s"
+            )
+        print(line)
+        if r.last_error:
+            print(f"           last error: {r.last_error}")

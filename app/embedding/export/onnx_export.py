@@ -66,20 +66,6 @@ def _tower(torch: Any, model: Any, kind: str) -> Any:
     return Tower().eval()
 
 
-def _torch_export(
-    torch: Any, module: Any, example: torch.Tensor, path: Path, input_name: str, **options: Any
-) -> None:
-    """``torch.onnx.export`` with the bundle's graph signature; ``options`` pick the exporter."""
-    torch.onnx.export(
-        module,
-        (example,),
-        str(path),
-        input_names=[input_name],
-        output_names=[EMBEDDINGS_OUTPUT],
-        **options,
-    )
-
-
 def export_onnx(
     torch: Any,
     module: Any,
@@ -91,15 +77,22 @@ def export_onnx(
     exporter: str,
 ) -> str:
     """Write ``module`` to ``path`` with a dynamic batch axis; returns the exporter used."""
+
+    def run(**options: Any) -> None:
+        # The bundle's graph signature; ``options`` pick and configure the exporter.
+        torch.onnx.export(
+            module,
+            (example,),
+            str(path),
+            input_names=[input_name],
+            output_names=[EMBEDDINGS_OUTPUT],
+            **options,
+        )
+
     errors: list[str] = []
     if exporter in ("auto", "dynamo"):
         try:
-            _torch_export(
-                torch,
-                module,
-                example,
-                path,
-                input_name,
+            run(
                 opset_version=opset,
                 dynamo=True,
                 dynamic_shapes=({0: torch.export.Dim("batch")},),
@@ -125,12 +118,7 @@ def export_onnx(
         # sizes other than the traced one) establishes.
         with torch.enable_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            _torch_export(
-                torch,
-                module,
-                example,
-                path,
-                input_name,
+            run(
                 opset_version=opset or 17,
                 dynamo=False,
                 dynamic_axes={input_name: {0: "batch"}, EMBEDDINGS_OUTPUT: {0: "batch"}},

@@ -294,14 +294,8 @@ class JudgementStore(SqliteFile):
         file can simply be imported again. Problems are reported as ``source:LINE: reason``.
         """
         marks = read_csv(fh, source)
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._upsert(marks)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self.transaction():
+            self._upsert(marks)
         return len(marks)
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import qdrant_edge as qe
 
+from app.files import write_text_atomic
 from app.store.base import (
     BM25_VECTOR,
     DENSE_VECTORS,
@@ -156,7 +157,9 @@ class EdgeStore:
         }
         self._open(create=True)
         # Written after the shard exists, so a crash in between leaves no meta pointing at nothing.
-        self._meta_path.write_text(json.dumps(self._meta, indent=2))
+        # Atomic: a crash mid-write must not leave a truncated meta file, which would make the
+        # store unreadable rather than empty.
+        write_text_atomic(self._meta_path, json.dumps(self._meta, indent=2))
 
     @property
     def ready(self) -> bool:

@@ -161,10 +161,6 @@ class EdgeStore:
         # store unreadable rather than empty.
         write_text_atomic(self._meta_path, json.dumps(self._meta, indent=2))
 
-    @property
-    def ready(self) -> bool:
-        return self._shard is not None
-
     def _require(self) -> qe.EdgeShard:
         if self._shard is None:
             raise StoreError(
@@ -209,9 +205,6 @@ class EdgeStore:
         shard = self._require()
         with self._write_lock:
             shard.update(qe.UpdateOperation.delete_points(list(ids)))
-
-    def flush(self) -> None:
-        self._require().flush()
 
     def build_index(self) -> bool:
         with self._write_lock:

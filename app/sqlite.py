@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -11,7 +13,8 @@ def open_db(path: Path, schema: str) -> sqlite3.Connection:
     """A connection in autocommit mode with WAL, the schema applied, the folder created.
 
     One connection is shared by the API's threads (``check_same_thread=False``); each owner
-    serialises its calls with a lock. Autocommit leaves transactions explicit (``BEGIN``).
+    serialises its calls with a lock. Autocommit leaves transactions explicit
+    (``SqliteFile.transaction``).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
@@ -30,6 +33,23 @@ class SqliteFile:
         self.path = path
         self._db = open_db(path, self.schema)
         self._lock = threading.Lock()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """The connection, under the lock, in one ``BEGIN IMMEDIATE`` transaction.
+
+        Committed when the block ends, rolled back (and the error re-raised) when it raises.
+        IMMEDIATE takes the write lock at once, so two writers never interleave their reads
+        and writes (e.g. both computing the same next version number).
+        """
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
 
     def close(self) -> None:
         self._db.close()

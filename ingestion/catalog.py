@@ -28,12 +28,12 @@ from ingestion.sources import SourceFileError, SourceRow, csv_rows, jsonl_rows
 
 PRODUCTS_CSV = "products.csv"
 PRODUCTS_JSONL = "products.jsonl"
-PRODUCTS_FILE = PRODUCTS_CSV  # the shared catalog's format
 IMAGES_DIR = "images"
 CORE_FIELDS = ("product_id", "title", "description", "category", "price", "image_files")
 REQUIRED_FIELDS = ("product_id", "title", "image_files")
 # In JSONL ``attributes`` is the object of attributes; a CSV column of that name is ambiguous.
 RESERVED_NAMES = frozenset({"attributes"})
+# The one limit on a product id: what the catalog accepts, judgements accept too.
 MAX_ID_CHARS = 256
 MAX_TITLE_CHARS = 1_000
 MAX_TEXT_CHARS = 20_000  # description; a whole page pasted in is a mistake, not a product
@@ -45,7 +45,9 @@ class CatalogError(ValueError):
 
 
 @dataclass(frozen=True)
-class Product:
+class CatalogProduct:
+    """One valid row of the catalog (not the API's ``app.search.schemas.Product``)."""
+
     product_id: str
     title: str
     category: str
@@ -68,7 +70,7 @@ class Reject:
 @dataclass
 class Catalog:
     root: Path
-    products: list[Product] = field(default_factory=list)
+    products: list[CatalogProduct] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
 
     def image_path(self, image_file: str) -> Path:
@@ -159,8 +161,8 @@ def _scalar(value: Any) -> str | None:
     return None
 
 
-def validate_row(fields: Mapping[str, Any], line: int) -> Product | str:
-    """A ``Product`` from one row's fields, or the reason the row cannot be used."""
+def validate_row(fields: Mapping[str, Any], line: int) -> CatalogProduct | str:
+    """A ``CatalogProduct`` from one row's fields, or the reason the row cannot be used."""
     text: dict[str, str] = {}
     for name in ("product_id", "title", "description", "category"):
         value = _scalar(fields.get(name))
@@ -206,7 +208,7 @@ def validate_row(fields: Mapping[str, Any], line: int) -> Product | str:
     year = attributes.get("year")
     if year is not None and not year.isdigit():
         return f"year {year!r} is not a whole number"
-    return Product(
+    return CatalogProduct(
         product_id=pid,
         title=text["title"],
         category=text["category"],
@@ -219,7 +221,10 @@ def validate_row(fields: Mapping[str, Any], line: int) -> Product | str:
 
 
 def read_catalog(root: Path) -> Catalog:
-    """Parse the catalog; bad rows become ``Reject``s, good rows ``Product``s (files not opened)."""
+    """Parse the catalog: bad rows become ``Reject``s, good rows ``CatalogProduct``s.
+
+    Image files are not opened here.
+    """
     path = products_file(root)
     catalog = Catalog(root=root)
     seen: dict[str, int] = {}

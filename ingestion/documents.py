@@ -8,10 +8,10 @@ from typing import Any
 import numpy as np
 
 from app.store import PointRecord, attribute_term, category_ancestors, point_id
-from ingestion.catalog import Product
+from ingestion.catalog import CatalogProduct
 
 
-def product_text(product: Product) -> str:
+def product_text(product: CatalogProduct) -> str:
     """Text the keyword leg matches: title, category path, attributes and description."""
     parts = [product.title, product.category.replace("/", " ")]
     parts += [v for k, v in product.attributes.items() if k != "year"]
@@ -20,7 +20,7 @@ def product_text(product: Product) -> str:
     return " ".join(p for p in parts if p)
 
 
-def image_payload(product: Product, image_file: str, image_path: Path) -> dict[str, Any]:
+def image_payload(product: CatalogProduct, image_file: str, image_path: Path) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "product_id": product.product_id,
         "title": product.title,
@@ -44,7 +44,7 @@ def image_payload(product: Product, image_file: str, image_path: Path) -> dict[s
 
 
 def point_record(
-    product: Product,
+    product: CatalogProduct,
     image_file: str,
     image_path: Path,
     content_hash: str,

@@ -24,7 +24,7 @@ from PIL import Image
 
 from app.embedding.preprocess import load_image
 from app.store import StoreError, VectorStore, point_id
-from ingestion.catalog import Catalog, Product, Reject, read_catalog
+from ingestion.catalog import Catalog, CatalogProduct, Reject, read_catalog
 from ingestion.documents import point_record, product_text
 
 log = logging.getLogger(__name__)
@@ -89,12 +89,12 @@ class IngestReport:
 
 @dataclass(frozen=True)
 class _Job:
-    product: Product
+    product: CatalogProduct
     image_file: str
     path: Path
 
 
-def product_hash(product: Product, catalog: Catalog) -> str:
+def product_hash(product: CatalogProduct, catalog: Catalog) -> str:
     """Content hash of everything a product's points are made from: metadata and image bytes."""
     meta = [
         product.product_id,

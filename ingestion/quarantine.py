@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from app.files import atomic_writer
 from ingestion.catalog import Reject
 
 
@@ -21,10 +22,8 @@ def write_quarantine(directory: Path, run: str, rejects: Sequence[Reject]) -> Pa
         return None
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{run}.jsonl"
-    tmp = path.with_suffix(".jsonl.tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
+    with atomic_writer(path) as fh:  # whole or absent, never half a report
         for r in rejects:
             row = {"run": run, "source": r.source, "product_id": r.product_id, "reason": r.reason}
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    tmp.replace(path)  # whole or absent, never half a report
     return path

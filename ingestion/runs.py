@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from app.files import write_text_atomic
 from ingestion.pipeline import IngestReport
 
 RUNNING, OK, FAILED, INTERRUPTED = "running", "ok", "failed", "interrupted"
@@ -64,9 +65,7 @@ def _path(directory: Path, run: str) -> Path:
 def _write(directory: Path, record: RunRecord) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     path = _path(directory, record.run)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record.to_json(), indent=2, ensure_ascii=False))
-    tmp.replace(path)  # a reader never sees half a record
+    write_text_atomic(path, json.dumps(record.to_json(), indent=2, ensure_ascii=False))
 
 
 def start_run(directory: Path, run: str, catalog: Path) -> RunRecord:

@@ -13,7 +13,7 @@ from typing import Literal, TypeVar
 from reranker.dbsf import dbsf_fuse
 from reranker.minmax import minmax_fuse
 from reranker.ordering import Fused
-from reranker.rrf import DEFAULT_K, rrf, rrf_fuse, weighted_rrf
+from reranker.rrf import DEFAULT_K, rrf, rrf_fuse
 from reranker.zscore import zscore_fuse
 
 T = TypeVar("T", bound=Hashable)
@@ -52,6 +52,5 @@ __all__ = [
     "minmax_fuse",
     "rrf",
     "rrf_fuse",
-    "weighted_rrf",
     "zscore_fuse",
 ]

@@ -51,10 +51,3 @@ def rrf(
 ) -> list[tuple[T, float]]:
     """``(item, fused score)`` best first; see ``rrf_fuse``."""
     return [(f.item, f.score) for f in rrf_fuse(rankings, k, weights)]
-
-
-def weighted_rrf(
-    rankings: Sequence[Sequence[T]], weights: Sequence[float], k: int = DEFAULT_K
-) -> list[tuple[T, float]]:
-    """Weighted RRF: list ``i`` contributes ``weights[i] / (k + rank)``."""
-    return rrf(rankings, k, weights)

@@ -11,11 +11,11 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from app.files import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -198,14 +198,5 @@ def write_bundle_manifest(bundle_dir: Path, manifest: Manifest) -> Manifest:
         raise BundleError(f"cannot write manifest: {bundle_dir} lacks {', '.join(missing)}")
     files = {name: sha256_file(bundle_dir / name) for name in names}
     final = dataclasses.replace(manifest, files=files, format_version=FORMAT_VERSION)
-    fd, tmp_name = tempfile.mkstemp(prefix=".manifest-", suffix=".json", dir=bundle_dir)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(final.to_json())
-        # mkstemp creates 0600 files; a bundle is meant to be shared read-only.
-        os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, bundle_dir / MANIFEST_FILE)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    write_text_atomic(bundle_dir / MANIFEST_FILE, final.to_json())
     return final

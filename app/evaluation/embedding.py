@@ -21,11 +21,11 @@ import numpy as np
 
 from app.embedding.preprocess import load_image
 from app.embedding.runtime import Encoder
+from app.evaluation.metrics_table import summarise
 from app.evaluation.queries import ImageQuery, TextQuery
 from ingestion.catalog import read_catalog
 from ingestion.documents import product_text
 from reranker import rrf
-from reranker.metrics import mrr, ndcg_at_k, recall_at_k
 
 
 @dataclass
@@ -82,19 +82,12 @@ def _rank_by_texts(cat: CatalogEmbeddings, query: np.ndarray, k: int) -> list[st
     return [cat.product_ids[i] for i in order]
 
 
-def _summary(ranked: Sequence[list[str]], relevant: Sequence[frozenset[str]]) -> dict[str, float]:
-    return {
-        "recall@1": float(
-            np.mean([recall_at_k(r, q, 1) for r, q in zip(ranked, relevant, strict=True)])
-        ),
-        "recall@10": float(
-            np.mean([recall_at_k(r, q, 10) for r, q in zip(ranked, relevant, strict=True)])
-        ),
-        "mrr": float(np.mean([mrr(r, q) for r, q in zip(ranked, relevant, strict=True)])),
-        "ndcg@10": float(
-            np.mean([ndcg_at_k(r, q, 10) for r, q in zip(ranked, relevant, strict=True)])
-        ),
-    }
+# The columns of the embedding report; unrounded, unlike the service's tables.
+ROUTE_METRICS = ("recall@1", "recall@10", "mrr", "ndcg@10")
+
+
+def _summary(ranked: Sequence[list[str]], relevant: Sequence[frozenset[str]]) -> dict[str, Any]:
+    return summarise(ranked, relevant, ROUTE_METRICS, digits=None)
 
 
 def evaluate(
@@ -119,16 +112,10 @@ def evaluate(
             ("photo→text", by_text),
             ("photo→fused", fused),
         ):
-            out[name] = {"n": len(image_queries), **_summary(ranked, rel)}
+            out[name] = _summary(ranked, rel)
     if text_queries:
         vecs = encoder.encode_texts([q.text for q in text_queries])
         rel = [q.relevant for q in text_queries]
-        out["text→image"] = {
-            "n": len(text_queries),
-            **_summary([_rank_by_images(cat, v, depth) for v in vecs], rel),
-        }
-        out["text→text"] = {
-            "n": len(text_queries),
-            **_summary([_rank_by_texts(cat, v, depth) for v in vecs], rel),
-        }
+        out["text→image"] = _summary([_rank_by_images(cat, v, depth) for v in vecs], rel)
+        out["text→text"] = _summary([_rank_by_texts(cat, v, depth) for v in vecs], rel)
     return out

@@ -23,11 +23,12 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 from app.sqlite import SqliteFile
+from ingestion.catalog import MAX_ID_CHARS
 
 TEXT_PREFIX = "text:"
 IMAGE_PREFIX = "image:"
 MAX_TEXT_CHARS = 1000
-MAX_PRODUCT_ID_CHARS = 200
+MAX_PRODUCT_ID_CHARS = MAX_ID_CHARS  # any id the catalog accepts can be judged
 MAX_JUDGE_CHARS = 64
 MAX_NOTE_CHARS = 2000
 MAX_REPORTED_PROBLEMS = 20
@@ -294,14 +295,8 @@ class JudgementStore(SqliteFile):
         file can simply be imported again. Problems are reported as ``source:LINE: reason``.
         """
         marks = read_csv(fh, source)
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._upsert(marks)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self.transaction():
+            self._upsert(marks)
         return len(marks)
 
 

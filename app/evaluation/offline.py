@@ -8,18 +8,20 @@ the function the service itself ranks with. A test checks that this gives the se
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from app.evaluation.metrics_table import metric as metric_fn
 from app.evaluation.search import EvalQuery
 from app.profiles.model import FusionSpec
 from app.search.ranking import LegList, fuse_legs
 from app.search.service import SearchQuery, SearchService
-from reranker.metrics import mrr, ndcg_at_k, recall_at_k
 
-CUTOFF = 10  # results a shopper sees on the first page; every metric is taken at or within it
+# Results a shopper sees on the first page; ``rank`` cuts there, so every metric (mrr included)
+# is taken at or within it.
+CUTOFF = 10
 
 
 @dataclass(frozen=True)
@@ -30,19 +32,7 @@ class CachedQuery:
     lists: Mapping[str, LegList]
 
 
-def _metric(name: str) -> Callable[[Sequence[str], frozenset[str]], float]:
-    table: dict[str, Callable[[Sequence[str], frozenset[str]], float]] = {
-        "ndcg@10": lambda r, q: ndcg_at_k(r, q, 10),
-        "recall@1": lambda r, q: recall_at_k(r, q, 1),
-        "recall@5": lambda r, q: recall_at_k(r, q, 5),
-        "recall@10": lambda r, q: recall_at_k(r, q, 10),
-        "mrr": lambda r, q: mrr(r, q, CUTOFF),
-    }
-    if name not in table:
-        raise ValueError(f"unknown metric {name!r}; one of {', '.join(table)}")
-    return table[name]
-
-
+# ndcg@10 first: the default objective of tuning.
 METRICS = ("ndcg@10", "recall@1", "recall@5", "recall@10", "mrr")
 
 
@@ -71,7 +61,7 @@ def per_query(
     exact_match: float | None = None,
     metric: str = "ndcg@10",
 ) -> np.ndarray:
-    fn = _metric(metric)
+    fn = metric_fn(metric, METRICS)
     return np.array([fn(rank(q, spec, exact_match), q.relevant) for q in queries], dtype=float)
 
 

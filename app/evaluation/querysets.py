@@ -79,21 +79,13 @@ class QuerySetStore(SqliteFile):
             )
             for i, q in enumerate(queries)
         ]
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")  # readers see the old set or the new, never half
-            try:
-                self._db.execute("DELETE FROM query_sets WHERE name = ?", (name,))
-                self._db.execute(
-                    "INSERT INTO query_sets (name, source, saved_at) VALUES (?, ?, ?)",
-                    (name, source, now),
-                )
-                self._db.executemany(
-                    "INSERT INTO queries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
-                )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self.transaction() as db:  # readers see the old set or the new, never half
+            db.execute("DELETE FROM query_sets WHERE name = ?", (name,))
+            db.execute(
+                "INSERT INTO query_sets (name, source, saved_at) VALUES (?, ?, ?)",
+                (name, source, now),
+            )
+            db.executemany("INSERT INTO queries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
         return self.info(name)
 
     def list(self) -> builtins.list[QuerySetInfo]:

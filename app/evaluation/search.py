@@ -23,31 +23,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from app.evaluation.judgements import image_key, text_key
+from app.evaluation.metrics_table import summarise
 from app.evaluation.queries import ImageQuery, TextQuery
 from app.profiles.model import IMAGE_LEGS, LEGS, TEXT_LEGS, FusionSpec
 from app.search.schemas import SearchResult
 from app.search.service import SearchQuery, SearchService
-from reranker.metrics import mrr, ndcg_at_k, recall_at_k
-
-
-def metrics(ranked: Sequence[list[str]], relevant: Sequence[frozenset[str]]) -> dict[str, Any]:
-    """Mean recall@1/5/10, MRR and nDCG@10 over queries (ranks from 1, binary relevance)."""
-    pairs = list(zip(ranked, relevant, strict=True))
-
-    def mean(values: list[float]) -> float:
-        return round(float(np.mean(values)), 4) if values else 0.0
-
-    return {
-        "n": len(pairs),
-        "recall@1": mean([recall_at_k(r, q, 1) for r, q in pairs]),
-        "recall@5": mean([recall_at_k(r, q, 5) for r, q in pairs]),
-        "recall@10": mean([recall_at_k(r, q, 10) for r, q in pairs]),
-        "mrr": mean([mrr(r, q) for r, q in pairs]),
-        "ndcg@10": mean([ndcg_at_k(r, q, 10) for r, q in pairs]),
-    }
 
 
 def only(leg: str, base: FusionSpec) -> FusionSpec:
@@ -156,7 +137,7 @@ def _record(q: EvalQuery, results: Sequence[SearchResult]) -> dict[str, Any]:
         "query_type": q.query_type,
         "category": q.category,
         "relevant": sorted(q.relevant),
-        **metrics([ranked], [q.relevant]),
+        **summarise([ranked], [q.relevant]),
         "results": [
             {"product_id": r.product_id, "title": r.title, "category": r.category} for r in results
         ],
@@ -195,13 +176,13 @@ def evaluate_search(
         relevant = [q.relevant for q in subset]
         results, ms = _run(service, subset, base, k, profile)
         ranked = _ids(results)
-        block = {**metrics(ranked, relevant), "ms_per_query": round(ms, 1)}
+        block = {**summarise(ranked, relevant), "ms_per_query": round(ms, 1)}
         by_type: dict[str, list[int]] = defaultdict(list)
         for i, q in enumerate(subset):
             by_type[q.query_type].append(i)
         if len(by_type) > 1 or kind == "image":
             block["by_type"] = {
-                t: metrics([ranked[i] for i in idx], [relevant[i] for i in idx])
+                t: summarise([ranked[i] for i in idx], [relevant[i] for i in idx])
                 for t, idx in sorted(by_type.items())
             }
         out[kind] = block
@@ -211,13 +192,13 @@ def evaluate_search(
             leg_results, leg_ms = _run(service, subset, only(leg, base), k, profile)
             out["legs"][leg] = {
                 "queries": kind,
-                **metrics(_ids(leg_results), relevant),
+                **summarise(_ids(leg_results), relevant),
                 "ms_per_query": round(leg_ms, 1),
             }
         for label, spec in (fusions or {}).items():
             v_results, v_ms = _run(service, subset, spec, k, profile)
             variants.setdefault(label, {})[kind] = {
-                **metrics(_ids(v_results), relevant),
+                **summarise(_ids(v_results), relevant),
                 "ms_per_query": round(v_ms, 1),
             }
     if variants:

@@ -61,20 +61,14 @@ class ProfileRepository(SqliteFile):
     def save(self, profile: FusionProfile) -> FusionProfile:
         """Store ``profile`` as the next version of its name and return it as stored."""
         now = datetime.now(UTC).isoformat(timespec="seconds")
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")  # version numbers never collide
-            try:
-                (latest,) = self._db.execute(
-                    "SELECT COALESCE(MAX(version), 0) FROM profiles WHERE name = ?",
-                    (profile.name,),
-                ).fetchone()
-                stored = profile.model_copy(update={"version": latest + 1, "updated_at": now})
-                self._db.execute(
-                    "INSERT INTO profiles (name, version, body, updated_at) VALUES (?, ?, ?, ?)",
-                    (stored.name, stored.version, stored.model_dump_json(), now),
-                )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self.transaction() as db:  # version numbers never collide
+            (latest,) = db.execute(
+                "SELECT COALESCE(MAX(version), 0) FROM profiles WHERE name = ?",
+                (profile.name,),
+            ).fetchone()
+            stored = profile.model_copy(update={"version": latest + 1, "updated_at": now})
+            db.execute(
+                "INSERT INTO profiles (name, version, body, updated_at) VALUES (?, ?, ?, ?)",
+                (stored.name, stored.version, stored.model_dump_json(), now),
+            )
         return stored

@@ -13,6 +13,25 @@ from typing import Any, Protocol
 
 import numpy as np
 
+# What ``app.store`` offers besides the backends (it re-exports exactly these).
+__all__ = [
+    "BM25_VECTOR",
+    "DENSE_VECTORS",
+    "IMAGE_VECTOR",
+    "TEXT_VECTOR",
+    "Hit",
+    "IndexStatus",
+    "PointRecord",
+    "SearchFilter",
+    "StoreError",
+    "StoreInfo",
+    "VectorStore",
+    "attribute_term",
+    "category_ancestors",
+    "normalise_category",
+    "point_id",
+]
+
 IMAGE_VECTOR = "image"  # the catalog photo, image tower
 TEXT_VECTOR = "text"  # the product's text (title, category, attributes...), text tower
 BM25_VECTOR = "bm25"

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import qdrant_edge as qe
 
+from app.files import write_text_atomic
 from app.store.base import (
     BM25_VECTOR,
     DENSE_VECTORS,
@@ -156,11 +157,9 @@ class EdgeStore:
         }
         self._open(create=True)
         # Written after the shard exists, so a crash in between leaves no meta pointing at nothing.
-        self._meta_path.write_text(json.dumps(self._meta, indent=2))
-
-    @property
-    def ready(self) -> bool:
-        return self._shard is not None
+        # Atomic: a crash mid-write must not leave a truncated meta file, which would make the
+        # store unreadable rather than empty.
+        write_text_atomic(self._meta_path, json.dumps(self._meta, indent=2))
 
     def _require(self) -> qe.EdgeShard:
         if self._shard is None:
@@ -206,9 +205,6 @@ class EdgeStore:
         shard = self._require()
         with self._write_lock:
             shard.update(qe.UpdateOperation.delete_points(list(ids)))
-
-    def flush(self) -> None:
-        self._require().flush()
 
     def build_index(self) -> bool:
         with self._write_lock:

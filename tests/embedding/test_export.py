@@ -14,9 +14,8 @@ import pytest
 import torch
 
 from app.embedding import BundleError, Encoder, Manifest, load_manifest, write_bundle_manifest
-from app.embedding import export as export_module
 from app.embedding.bundle import FORMAT_VERSION, REQUIRED_FILES
-from app.embedding.export import ExportError, export_bundle
+from app.embedding.export import ExportError, export_bundle, onnx_export, openclip_models
 
 
 @pytest.fixture()
@@ -160,7 +159,7 @@ def test_parity_failure_writes_nothing(tmp_path: Path, monkeypatch: pytest.Monke
     def broken(model: torch.nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:
         return model.encode_image(pixel_values).flip(-1)  # type: ignore[operator]
 
-    monkeypatch.setattr(export_module, "_image_forward", broken)
+    monkeypatch.setattr(onnx_export, "_image_forward", broken)
     out = tmp_path / "out"
     with pytest.raises(ExportError, match=r"parity check failed.*image_random_min_cos"):
         # The TorchScript exporter is much faster for this tiny model and gets coverage too.
@@ -173,7 +172,7 @@ def test_export_from_local_checkpoint(tmp_path: Path, tiny_bundle: Path) -> None
     """A checkpoint file is loaded (offline path) and recorded in the manifest."""
     import open_clip
 
-    export_module._import_open_clip()  # registers snapshop-tiny
+    openclip_models.import_open_clip()  # registers snapshop-tiny
     torch.manual_seed(123)
     model = open_clip.create_model("snapshop-tiny", pretrained=None)
     checkpoint = tmp_path / "tiny.pt"

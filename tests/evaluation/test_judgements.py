@@ -18,6 +18,7 @@ from app.evaluation.judgements import (
     image_key,
     text_key,
 )
+from ingestion.catalog import MAX_ID_CHARS
 
 SHA = "ab" * 32
 HEADER = ",".join(CSV_COLUMNS)
@@ -104,7 +105,7 @@ def test_record_validates_every_field(store: JudgementStore) -> None:
     for field, value in (
         ("query_key", "shirt"),
         ("product_id", "  "),
-        ("product_id", "p" * 201),
+        ("product_id", "p" * (MAX_ID_CHARS + 1)),
         ("product_id", "p\n1"),
         ("judge", ""),
         ("judge", "x" * 65),
@@ -119,6 +120,13 @@ def test_record_validates_every_field(store: JudgementStore) -> None:
     assert store.count() == 0
     mark = store.record("text:Shirt ", " p1 ", True, " alice ", note="n" * 2000)
     assert (mark.query_key, mark.product_id, mark.judge) == ("text:shirt", "p1", "alice")
+
+
+def test_any_product_id_the_catalog_accepts_can_be_judged(store: JudgementStore) -> None:
+    # Judgements once stopped at 200 characters while the catalog accepts 256.
+    longest = "p" * MAX_ID_CHARS
+    assert MAX_ID_CHARS == 256
+    assert store.record("text:shirt", longest, True, "alice").product_id == longest
 
 
 def test_recording_again_replaces_the_judges_mark(store: JudgementStore, clock: Clock) -> None:

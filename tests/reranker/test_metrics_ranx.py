@@ -1,7 +1,7 @@
 """Our metrics against ranx (Bassani, "ranx: A Blazing-Fast Python Library for Ranking
 Evaluation and Comparison", ECIR 2022), a trusted implementation, on random runs.
 
-``snapshop eval`` reports means computed by ``app.evaluation.search.metrics`` over
+``snapshop eval`` reports means computed by ``app.evaluation.metrics_table.summarise`` over
 ``reranker.metrics``; every number it prints must equal what ranx gives for the same run.
 ranx compiles with numba on first use (about a minute on a fresh venv, cached after).
 """
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import ranx  # a dev dependency: its absence must fail the suite, not skip this check
 
-from app.evaluation.search import metrics
+from app.evaluation.metrics_table import summarise
 
 RANX_NAMES = {
     "recall@1": "recall@1",
@@ -46,7 +46,7 @@ def test_means_match_ranx_on_random_runs() -> None:
         ranked.append(list(rng.choice(catalog, size=int(rng.integers(1, 11)), replace=False)))
         n_rel = int(rng.integers(1, 25))  # up to more relevant items than the cut-off
         relevant.append(frozenset(rng.choice(catalog, size=n_rel, replace=False).tolist()))
-    ours = metrics(ranked, relevant)
+    ours = summarise(ranked, relevant)
     theirs = _ranx(ranked, relevant)
     for name, value in theirs.items():
         # ours are rounded to 4 places for display
@@ -59,7 +59,7 @@ def test_means_match_ranx_on_random_runs() -> None:
 def test_a_hand_worked_run_matches_ranx_and_arithmetic() -> None:
     ranked = [["a", "x", "b"], ["y", "z", "c"], ["d"]]
     relevant = [frozenset({"a", "b"}), frozenset({"c", "q"}), frozenset({"e"})]
-    ours = metrics(ranked, relevant)
+    ours = summarise(ranked, relevant)
     # q0: hits at 1 and 3 of 2 relevant; q1: hit at 3 of 2 relevant; q2: none.
     ndcg0 = (1 + 1 / math.log2(4)) / (1 + 1 / math.log2(3))
     ndcg1 = (1 / math.log2(4)) / (1 + 1 / math.log2(3))

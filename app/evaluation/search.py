@@ -27,7 +27,8 @@ import numpy as np
 
 from app.evaluation.judgements import image_key, text_key
 from app.evaluation.queries import ImageQuery, TextQuery
-from app.profiles.model import IMAGE_LEGS, LEGS, TEXT_LEGS, FusionSpec
+from app.profiles.model import FusionSpec
+from app.search.leg_names import IMAGE_LEGS, LEGS, TEXT_LEGS
 from app.search.schemas import SearchResult
 from app.search.service import SearchQuery, SearchService
 from reranker.metrics import mrr, ndcg_at_k, recall_at_k

@@ -13,17 +13,15 @@ from collections.abc import Iterable
 
 from pydantic import BaseModel, Field, field_validator
 
+from app.search.leg_names import (
+    BM25,
+    IMAGE_TO_IMAGE,
+    IMAGE_TO_TEXT,
+    LEGS,
+    TEXT_TO_IMAGE,
+    TEXT_TO_TEXT,
+)
 from reranker import DEFAULT_K, Method
-
-# Leg names, as they appear in responses, weights and floors.
-IMAGE_TO_IMAGE = "image"
-IMAGE_TO_TEXT = "image_text"
-TEXT_TO_IMAGE = "text_image"
-TEXT_TO_TEXT = "text_text"
-BM25 = "bm25"
-LEGS = (IMAGE_TO_IMAGE, IMAGE_TO_TEXT, TEXT_TO_IMAGE, TEXT_TO_TEXT, BM25)
-IMAGE_LEGS = (IMAGE_TO_IMAGE, IMAGE_TO_TEXT)
-TEXT_LEGS = (TEXT_TO_IMAGE, TEXT_TO_TEXT, BM25)
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
@@ -110,5 +108,11 @@ DEFAULT_PROFILE = FusionProfile(
     name="default",
     description="Built-in defaults; see the README's fusion section for how they were chosen.",
     method="rrf",
-    weights={"image": 1.0, "image_text": 2.0, "text_image": 0.5, "text_text": 1.0, "bm25": 20.0},
+    weights={
+        IMAGE_TO_IMAGE: 1.0,
+        IMAGE_TO_TEXT: 2.0,
+        TEXT_TO_IMAGE: 0.5,
+        TEXT_TO_TEXT: 1.0,
+        BM25: 20.0,
+    },
 )

@@ -19,21 +19,20 @@ import numpy as np
 from PIL import Image
 
 from app.embedding.preprocess import load_image
-from app.profiles.model import (
-    BM25,
-    DEFAULT_PROFILE,
-    IMAGE_LEGS,
-    IMAGE_TO_IMAGE,
-    IMAGE_TO_TEXT,
-    TEXT_LEGS,
-    TEXT_TO_IMAGE,
-    TEXT_TO_TEXT,
-    FusionProfile,
-    FusionSpec,
-)
+from app.profiles.model import DEFAULT_PROFILE, FusionProfile, FusionSpec
 from app.profiles.repository import ProfileError, ProfileRepository
 from app.search import legs
 from app.search.batching import MicroBatcher
+from app.search.leg_names import (
+    BM25,
+    IMAGE_LEGS,
+    IMAGE_TO_IMAGE,
+    IMAGE_TO_TEXT,
+    IMAGE_VECTOR_LEGS,
+    TEXT_LEGS,
+    TEXT_TO_IMAGE,
+    TEXT_TO_TEXT,
+)
 from app.search.ranking import LegList, fuse_legs, group_hits, key_of
 from app.search.schemas import (
     Crop,
@@ -46,11 +45,16 @@ from app.search.schemas import (
     SearchResponse,
     SearchResult,
 )
-from app.store import Hit, SearchFilter, VectorStore, category_ancestors
+from app.store import (
+    IMAGE_VECTOR,
+    TEXT_VECTOR,
+    Hit,
+    SearchFilter,
+    VectorStore,
+    category_ancestors,
+)
 from reranker import Fused
 
-# Legs whose hits are a specific image: only these say which of a product's images matched.
-_IMAGE_VECTOR_LEGS = (IMAGE_TO_IMAGE, TEXT_TO_IMAGE)
 MAX_CANDIDATES = 1_000
 CATEGORY_VOTERS = 10  # top image neighbours that vote on the predicted category
 
@@ -405,7 +409,7 @@ class SearchService:
             for hit in hits:
                 key = key_of(hit, by_product)
                 best.setdefault(key, hit)
-                if leg in _IMAGE_VECTOR_LEGS:
+                if leg in IMAGE_VECTOR_LEGS:
                     name = str(hit.payload.get("image_file", ""))
                     seen = images.setdefault(key, {})
                     seen[name] = max(seen.get(name, float("-inf")), hit.score)
@@ -491,7 +495,7 @@ class SearchService:
             vectors = self.store.vectors([h.id for h in points])
             out[pid] = {
                 name: _unit(np.mean([v[name] for v in vectors.values()], axis=0))
-                for name in ("image", "text")
+                for name in (IMAGE_VECTOR, TEXT_VECTOR)
             }
         if missing:
             raise NotFoundError(f"no product(s) {', '.join(map(repr, missing))} in the catalog")
@@ -541,7 +545,7 @@ class SearchService:
         self._check_page(k, offset)
         vec = self._product_vectors([product_id])[product_id]
         flt = self.store_filter(filters).excluding([product_id])
-        return self._vector_query(vec["image"], vec["text"], flt, k, offset, started, {})
+        return self._vector_query(vec[IMAGE_VECTOR], vec[TEXT_VECTOR], flt, k, offset, started, {})
 
     def examples(
         self,
@@ -564,14 +568,16 @@ class SearchService:
             raise QueryError(f"product(s) both positive and negative: {', '.join(sorted(both))}")
         vecs = self._product_vectors([*positive, *negative])
         query: dict[str, np.ndarray] = {}
-        for name in ("image", "text"):
+        for name in (IMAGE_VECTOR, TEXT_VECTOR):
             pos = np.mean([vecs[p][name] for p in positive], axis=0)
             if negative:
                 neg = np.mean([vecs[n][name] for n in negative], axis=0)
                 pos = pos + (pos - neg)
             query[name] = _unit(pos)
         flt = self.store_filter(filters).excluding([*positive, *negative])
-        return self._vector_query(query["image"], query["text"], flt, k, offset, started, {})
+        return self._vector_query(
+            query[IMAGE_VECTOR], query[TEXT_VECTOR], flt, k, offset, started, {}
+        )
 
 
 def _unit(v: Any) -> np.ndarray:

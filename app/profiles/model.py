@@ -66,9 +66,9 @@ class FusionSpec(BaseModel):
         return [leg for leg in legs if self.weight(leg) > 0]
 
 
-class FusionProfile(FusionSpec):
-    name: str = Field(default="default", description="Lower-case letters, digits, - and _.")
-    version: int = Field(default=0, ge=0, description="Set by the server on every save.")
+class ProfileSettings(FusionSpec):
+    """A profile's settings: the blend and how a search uses it (what an editor may set)."""
+
     description: str = Field(default="", max_length=2_000)
     predict_category: bool = Field(
         default=False,
@@ -87,11 +87,13 @@ class FusionProfile(FusionSpec):
             "item: listed first, marked exact_match, whatever the other legs say. null = off."
         ),
     )
-    updated_at: str | None = None
 
-    def spec(self) -> FusionSpec:
-        """The blend alone (method, k, weights, floors): what a request's ``fusion`` overrides."""
-        return FusionSpec.model_validate(self.model_dump(include=set(FusionSpec.model_fields)))
+
+class _ProfileIdentity(FusionSpec):
+    """Name and version: the server's, never an editor's (see ``FusionProfile``)."""
+
+    name: str = Field(default="default", description="Lower-case letters, digits, - and _.")
+    version: int = Field(default=0, ge=0, description="Set by the server on every save.")
 
     @field_validator("name")
     @classmethod
@@ -99,6 +101,17 @@ class FusionProfile(FusionSpec):
         if not NAME_RE.match(v):
             raise ValueError("name: 1-64 of a-z, 0-9, - and _, starting with a letter or digit")
         return v
+
+
+# A named, versioned profile as stored and served (no docstring: it would become the OpenAPI
+# schema's description). Bases in this order because pydantic collects fields along the
+# reversed MRO: name and version come before the settings, so a profile's JSON keeps its order.
+class FusionProfile(ProfileSettings, _ProfileIdentity):
+    updated_at: str | None = None
+
+    def spec(self) -> FusionSpec:
+        """The blend alone (method, k, weights, floors): what a request's ``fusion`` overrides."""
+        return FusionSpec.model_validate(self.model_dump(include=set(FusionSpec.model_fields)))
 
 
 # Measured on the dev queries (README, "Fusion"): image→text is the strongest photo leg, and BM25

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes import FakeEncoder
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # The dev catalog lives beside the repository, in the shared checkout folder.
 CATALOG_DIR = REPO_ROOT.parent / "shared" / "catalog"
@@ -32,6 +34,12 @@ def tiny_bundle(tmp_path_factory: pytest.TempPathFactory, catalog_dir: Path) -> 
     out = tmp_path_factory.mktemp("tiny_bundle") / "bundle"
     export_bundle("snapshop-tiny", "none", out, parity_images=images)
     return out
+
+
+@pytest.fixture(scope="session")
+def fake_encoder() -> FakeEncoder:
+    """The deterministic stand-in encoder (tests/fakes.py): no bundle, no model quality."""
+    return FakeEncoder()
 
 
 @pytest.fixture(scope="session")
@@ -89,6 +97,30 @@ def ingested_dir(ingest_run: tuple[Path, str]) -> Path:
 @pytest.fixture(scope="session")
 def ingest_output(ingest_run: tuple[Path, str]) -> str:
     return ingest_run[1]
+
+
+@pytest.fixture(scope="session")
+def fake_ingested_dir(
+    tmp_path_factory: pytest.TempPathFactory, mini_catalog: Path, fake_encoder: FakeEncoder
+) -> Path:
+    """The mini catalog ingested in-process with the fake encoder, its run recorded as the CLI
+    records one: a data dir for the in-process API tests, in a fraction of the real ingest's
+    time. Read-only for tests; copy it (``tests.helpers.copy_data_dir``) to write."""
+    from app.settings import Settings
+    from app.store import EdgeStore
+    from ingestion.pipeline import ingest_catalog
+    from ingestion.runs import finish_run, start_run
+
+    settings = Settings(data_dir=tmp_path_factory.mktemp("fake_data"))
+    record = start_run(settings.runs_dir, "fake-ingest", mini_catalog)
+    store = EdgeStore(settings.store_dir, indexing_threshold_kb=settings.index_threshold_kb)
+    try:
+        report = ingest_catalog(mini_catalog, store, fake_encoder)
+        index = store.index_status().describe()
+    finally:
+        store.close()
+    finish_run(settings.runs_dir, record, report, None, index)
+    return settings.data_dir
 
 
 @pytest.fixture(scope="session")

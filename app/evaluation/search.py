@@ -26,7 +26,8 @@ from typing import Any
 from app.evaluation.judgements import image_key, text_key
 from app.evaluation.metrics_table import summarise
 from app.evaluation.queries import ImageQuery, TextQuery
-from app.profiles.model import IMAGE_LEGS, LEGS, TEXT_LEGS, FusionSpec
+from app.profiles.model import FusionSpec
+from app.search.leg_names import IMAGE_LEGS, LEGS, TEXT_LEGS
 from app.search.schemas import SearchResult
 from app.search.service import SearchQuery, SearchService
 

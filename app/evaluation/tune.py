@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from app.evaluation.offline import METRICS, WEIGHT_GRID, CachedQuery, per_query, score
-from app.profiles.model import LEGS, FusionProfile, FusionSpec
+from app.profiles.model import FusionProfile, FusionSpec
+from app.search.leg_names import LEGS
 from reranker import METHODS
 
 K_GRID = (1, 5, 10, 20, 40, 60, 100, 200)

@@ -1,7 +1,8 @@
 """Fusion profiles: named, versioned blending settings that product managers edit."""
 
-from app.profiles.model import DEFAULT_PROFILE, LEGS, FusionProfile, FusionSpec
+from app.profiles.model import DEFAULT_PROFILE, FusionProfile, FusionSpec
 from app.profiles.repository import ProfileError, ProfileRepository
+from app.search.leg_names import LEGS
 
 __all__ = [
     "DEFAULT_PROFILE",

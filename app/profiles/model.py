@@ -13,17 +13,15 @@ from collections.abc import Iterable
 
 from pydantic import BaseModel, Field, field_validator
 
+from app.search.leg_names import (
+    BM25,
+    IMAGE_TO_IMAGE,
+    IMAGE_TO_TEXT,
+    LEGS,
+    TEXT_TO_IMAGE,
+    TEXT_TO_TEXT,
+)
 from reranker import DEFAULT_K, Method
-
-# Leg names, as they appear in responses, weights and floors.
-IMAGE_TO_IMAGE = "image"
-IMAGE_TO_TEXT = "image_text"
-TEXT_TO_IMAGE = "text_image"
-TEXT_TO_TEXT = "text_text"
-BM25 = "bm25"
-LEGS = (IMAGE_TO_IMAGE, IMAGE_TO_TEXT, TEXT_TO_IMAGE, TEXT_TO_TEXT, BM25)
-IMAGE_LEGS = (IMAGE_TO_IMAGE, IMAGE_TO_TEXT)
-TEXT_LEGS = (TEXT_TO_IMAGE, TEXT_TO_TEXT, BM25)
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
@@ -68,9 +66,9 @@ class FusionSpec(BaseModel):
         return [leg for leg in legs if self.weight(leg) > 0]
 
 
-class FusionProfile(FusionSpec):
-    name: str = Field(default="default", description="Lower-case letters, digits, - and _.")
-    version: int = Field(default=0, ge=0, description="Set by the server on every save.")
+class ProfileSettings(FusionSpec):
+    """A profile's settings: the blend and how a search uses it (what an editor may set)."""
+
     description: str = Field(default="", max_length=2_000)
     predict_category: bool = Field(
         default=False,
@@ -89,11 +87,13 @@ class FusionProfile(FusionSpec):
             "item: listed first, marked exact_match, whatever the other legs say. null = off."
         ),
     )
-    updated_at: str | None = None
 
-    def spec(self) -> FusionSpec:
-        """The blend alone (method, k, weights, floors): what a request's ``fusion`` overrides."""
-        return FusionSpec.model_validate(self.model_dump(include=set(FusionSpec.model_fields)))
+
+class _ProfileIdentity(FusionSpec):
+    """Name and version: the server's, never an editor's (see ``FusionProfile``)."""
+
+    name: str = Field(default="default", description="Lower-case letters, digits, - and _.")
+    version: int = Field(default=0, ge=0, description="Set by the server on every save.")
 
     @field_validator("name")
     @classmethod
@@ -103,6 +103,17 @@ class FusionProfile(FusionSpec):
         return v
 
 
+# A named, versioned profile as stored and served (no docstring: it would become the OpenAPI
+# schema's description). Bases in this order because pydantic collects fields along the
+# reversed MRO: name and version come before the settings, so a profile's JSON keeps its order.
+class FusionProfile(ProfileSettings, _ProfileIdentity):
+    updated_at: str | None = None
+
+    def spec(self) -> FusionSpec:
+        """The blend alone (method, k, weights, floors): what a request's ``fusion`` overrides."""
+        return FusionSpec.model_validate(self.model_dump(include=set(FusionSpec.model_fields)))
+
+
 # Measured on the dev queries (README, "Fusion"): image→text is the strongest photo leg, and BM25
 # over the catalog's metadata the strongest text leg; the dense legs then break BM25's near-ties
 # and carry queries whose words the catalog does not use.
@@ -110,5 +121,11 @@ DEFAULT_PROFILE = FusionProfile(
     name="default",
     description="Built-in defaults; see the README's fusion section for how they were chosen.",
     method="rrf",
-    weights={"image": 1.0, "image_text": 2.0, "text_image": 0.5, "text_text": 1.0, "bm25": 20.0},
+    weights={
+        IMAGE_TO_IMAGE: 1.0,
+        IMAGE_TO_TEXT: 2.0,
+        TEXT_TO_IMAGE: 0.5,
+        TEXT_TO_TEXT: 1.0,
+        BM25: 20.0,
+    },
 )

@@ -8,15 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.profiles.model import BM25, IMAGE_TO_IMAGE, IMAGE_TO_TEXT, TEXT_TO_IMAGE, TEXT_TO_TEXT
 from app.store import IMAGE_VECTOR, TEXT_VECTOR, Hit, SearchFilter, VectorStore
 
 __all__ = [
-    "BM25",
-    "IMAGE_TO_IMAGE",
-    "IMAGE_TO_TEXT",
-    "TEXT_TO_IMAGE",
-    "TEXT_TO_TEXT",
     "bm25",
     "image_to_image",
     "image_to_text",

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from app.profiles.model import IMAGE_TO_IMAGE, FusionSpec
+from app.profiles.model import FusionSpec
+from app.search.leg_names import IMAGE_TO_IMAGE
 from app.store import Hit
 from reranker import Fused, fuse
 

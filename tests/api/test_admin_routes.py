@@ -11,14 +11,15 @@ from pydantic import ValidationError
 
 from app.api.main import create_app
 from app.settings import Settings
+from tests.fakes import FakeEncoder
 
 KEY = "k3y-for-tests-0123456789"
 
 
 @pytest.fixture(scope="module")
-def client(ingested_dir: Path, tiny_bundle: Path) -> Iterator[TestClient]:
-    settings = Settings(data_dir=ingested_dir, model=tiny_bundle, admin_key=KEY)
-    with TestClient(create_app(settings)) as c:
+def client(fake_ingested_dir: Path, fake_encoder: FakeEncoder) -> Iterator[TestClient]:
+    settings = Settings(data_dir=fake_ingested_dir, admin_key=KEY)
+    with TestClient(create_app(settings, encoder=fake_encoder)) as c:  # type: ignore[arg-type]
         yield c
 
 
@@ -44,9 +45,9 @@ def test_indexers_report_the_last_ingest_run(client: TestClient, mini_catalog: P
     assert body["index"]["state"] == "exact"
 
 
-def test_admin_api_is_off_without_a_key(ingested_dir: Path, tiny_bundle: Path) -> None:
-    settings = Settings(data_dir=ingested_dir / "elsewhere", model=tiny_bundle)
-    with TestClient(create_app(settings)) as c:
+def test_admin_api_is_off_without_a_key(fake_ingested_dir: Path, fake_encoder: FakeEncoder) -> None:
+    settings = Settings(data_dir=fake_ingested_dir / "elsewhere")
+    with TestClient(create_app(settings, encoder=fake_encoder)) as c:  # type: ignore[arg-type]
         response = c.get("/v1/admin/indexers", headers={"X-API-Key": "anything"})
     assert response.status_code == 403
     assert "SNAPSHOP_ADMIN_KEY" in response.json()["detail"]

@@ -1,4 +1,8 @@
-"""POST /v1/eval/run on a stored query set: same numbers as ``snapshop eval`` on the files."""
+"""POST /v1/eval/run on a stored query set: same numbers as ``snapshop eval`` on the files.
+
+The comparison with the CLI runs on the real tiny bundle (the CLI process loads it from disk);
+every other test here checks the API's contract, on the fake encoder.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from app.evaluation.queries import read_image_queries, read_text_queries
 from app.evaluation.querysets import QuerySetStore
 from app.evaluation.search import eval_queries
 from app.settings import Settings
+from tests.fakes import FakeEncoder
 from tests.helpers import copy_data_dir, snapshop_cmd
 
 KEY = "k3y-for-tests-0123456789"
@@ -23,13 +28,9 @@ ADMIN = {"X-API-Key": KEY}
 SCORES = ("recall@1", "recall@5", "recall@10", "mrr", "ndcg@10")
 
 
-@pytest.fixture(scope="module")
-def data_dir(
-    ingested_dir: Path, mini_queries: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Path:
-    """A copy of the ingested data dir holding the mini query set as ``mini``."""
-    copy = tmp_path_factory.mktemp("eval_api") / "data"
-    copy_data_dir(ingested_dir, copy)
+def _with_query_set(source: Path, copy: Path, mini_queries: Path) -> Path:
+    """A copy of the ingested data dir ``source`` holding the mini query set as ``mini``."""
+    copy_data_dir(source, copy)
     sets = QuerySetStore(Settings(data_dir=copy).querysets_path)
     queries = eval_queries(
         read_image_queries(mini_queries / "image_queries.csv"),
@@ -41,7 +42,30 @@ def data_dir(
 
 
 @pytest.fixture(scope="module")
-def client(data_dir: Path, tiny_bundle: Path) -> Iterator[TestClient]:
+def client(
+    fake_ingested_dir: Path,
+    fake_encoder: FakeEncoder,
+    mini_queries: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[TestClient]:
+    copy = tmp_path_factory.mktemp("eval_api") / "data"
+    settings = Settings(
+        data_dir=_with_query_set(fake_ingested_dir, copy, mini_queries), admin_key=KEY
+    )
+    with TestClient(create_app(settings, encoder=fake_encoder)) as c:  # type: ignore[arg-type]
+        yield c
+
+
+@pytest.fixture()
+def real_client(
+    ingested_dir: Path,
+    tiny_bundle: Path,
+    mini_queries: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[TestClient]:
+    """The app on the real tiny bundle, over a copy of the CLI-ingested data dir."""
+    copy = tmp_path_factory.mktemp("eval_api_real") / "data"
+    data_dir = _with_query_set(ingested_dir, copy, mini_queries)
     settings = Settings(data_dir=data_dir, model=tiny_bundle, admin_key=KEY)
     with TestClient(create_app(settings)) as c:
         yield c
@@ -58,9 +82,13 @@ def test_query_sets_are_listed(client: TestClient) -> None:
 
 
 def test_run_matches_the_cli_on_the_files(
-    client: TestClient, ingested_dir: Path, tiny_bundle: Path, mini_queries: Path, tmp_path: Path
+    real_client: TestClient,
+    ingested_dir: Path,
+    tiny_bundle: Path,
+    mini_queries: Path,
+    tmp_path: Path,
 ) -> None:
-    resp = client.post("/v1/eval/run", json={"query_set": "mini"}, headers=ADMIN)
+    resp = real_client.post("/v1/eval/run", json={"query_set": "mini"}, headers=ADMIN)
     assert resp.status_code == 200, resp.text
     api = resp.json()
     assert api["query_set"] == "mini" and api["profile"] == "default@0" and api["model"]

@@ -14,6 +14,7 @@ from app.api.main import create_app
 from app.api.routes import judgements as routes
 from app.evaluation.judgements import JudgementStore, text_key
 from app.settings import Settings
+from tests.fakes import FakeEncoder
 from tests.helpers import copy_data_dir
 
 KEY = "k3y-for-tests-0123456789"
@@ -22,17 +23,17 @@ SHA = "0123456789abcdef" * 4
 
 
 @pytest.fixture(scope="module")
-def data_dir(ingested_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def data_dir(fake_ingested_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the ingested data dir, so the marks made here reach no other test."""
     copy = tmp_path_factory.mktemp("judged") / "data"
-    copy_data_dir(ingested_dir, copy)
+    copy_data_dir(fake_ingested_dir, copy)
     return copy
 
 
 @pytest.fixture(scope="module")
-def client(data_dir: Path, tiny_bundle: Path) -> Iterator[TestClient]:
-    settings = Settings(data_dir=data_dir, model=tiny_bundle, admin_key=KEY)
-    with TestClient(create_app(settings)) as c:
+def client(data_dir: Path, fake_encoder: FakeEncoder) -> Iterator[TestClient]:
+    settings = Settings(data_dir=data_dir, admin_key=KEY)
+    with TestClient(create_app(settings, encoder=fake_encoder)) as c:  # type: ignore[arg-type]
         yield c
 
 
@@ -78,9 +79,9 @@ def test_every_route_needs_the_admin_key(client: TestClient, products: list[str]
     assert _list(client)["total"] == 0  # the unauthorised POST stored nothing
 
 
-def test_judgements_are_off_without_an_admin_key(tiny_bundle: Path, tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path / "data", model=tiny_bundle)
-    with TestClient(create_app(settings)) as c:
+def test_judgements_are_off_without_an_admin_key(fake_encoder: FakeEncoder, tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data")
+    with TestClient(create_app(settings, encoder=fake_encoder)) as c:  # type: ignore[arg-type]
         resp = c.get("/v1/judgements", headers={"X-API-Key": "anything"})
     assert resp.status_code == 403
     assert "SNAPSHOP_ADMIN_KEY" in resp.json()["detail"]
@@ -200,7 +201,7 @@ def test_delete_is_204_then_404(client: TestClient, products: list[str]) -> None
 
 
 def test_export_then_import_into_a_fresh_data_dir(
-    client: TestClient, products: list[str], tiny_bundle: Path, tmp_path: Path
+    client: TestClient, products: list[str], tmp_path: Path
 ) -> None:
     _post(client, query="navy shirt", product_id=products[0], relevant=True, judge="alice")
     _post(
@@ -223,7 +224,7 @@ def test_export_then_import_into_a_fresh_data_dir(
 
     source: JudgementStore = client.app.state.judgements  # type: ignore[attr-defined]
     encoder = client.app.state.encoder  # type: ignore[attr-defined]
-    settings = Settings(data_dir=tmp_path / "fresh", model=tiny_bundle, admin_key=KEY)
+    settings = Settings(data_dir=tmp_path / "fresh", admin_key=KEY)
     with TestClient(create_app(settings, encoder=encoder)) as fresh:
         imported = fresh.post(
             "/v1/judgements/import",

@@ -1,7 +1,8 @@
 """Contract of the search options, products, examples and fusion-profile endpoints.
 
 A small priced catalog (50 dev products with a price column, one product with two images) is
-ingested for real with the tiny model; the app runs in-process with its real store.
+ingested for real with the fake encoder (tests/fakes.py: these tests check the contract, not the
+model); the app runs in-process with its real store.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from fastapi.testclient import TestClient
 from PIL import Image, ImageOps
 
 from app.api.main import create_app
-from app.embedding import Encoder
 from app.settings import Settings
 from app.store import EdgeStore
 from ingestion.pipeline import ingest_catalog
+from tests.fakes import FakeEncoder
 
 KEY = "contract-admin-key-0123456789"
 
@@ -52,14 +53,14 @@ def priced(tmp_path_factory: pytest.TempPathFactory, mini_catalog: Path) -> Path
 
 @pytest.fixture(scope="module")
 def client(
-    tmp_path_factory: pytest.TempPathFactory, priced: Path, tiny_bundle: Path
+    tmp_path_factory: pytest.TempPathFactory, priced: Path, fake_encoder: FakeEncoder
 ) -> Iterator[TestClient]:
     data = tmp_path_factory.mktemp("contract_data")
     store = EdgeStore(data / "qdrant")
-    ingest_catalog(priced, store, Encoder(tiny_bundle, device="cpu"))
+    ingest_catalog(priced, store, fake_encoder)
     store.close()
-    settings = Settings(data_dir=data, model=tiny_bundle, admin_key=KEY, max_k=50)
-    with TestClient(create_app(settings)) as c:
+    settings = Settings(data_dir=data, admin_key=KEY, max_k=50)
+    with TestClient(create_app(settings, encoder=fake_encoder)) as c:  # type: ignore[arg-type]
         yield c
 
 
@@ -371,8 +372,28 @@ def test_profiles_are_versioned_and_writes_need_the_admin_key(client: TestClient
         ("Bad Name", body, "name:"),
         ("ok", {"weights": {"colour": 1}}, "unknown leg(s) colour"),
         ("ok", {"method": "borda"}, "method"),
+        ("ok", {"candidates": 5}, "candidates"),
+        ("ok", {"exact_match": 2}, "exact_match"),
     ):
         resp = client.put(f"/v1/fusion/profiles/{name}", json=payload, headers=admin)
         assert resp.status_code == 422, resp.text
         assert reason in json.dumps(resp.json()["detail"])
     assert client.get("/v1/fusion/profiles/absent").status_code == 404
+
+
+def test_the_profile_body_schema_shows_the_profile_constraints(client: TestClient) -> None:
+    body = client.get("/openapi.json").json()["components"]["schemas"]["ProfileBody"]
+    fields = body["properties"]
+    assert set(fields) == {
+        "method",
+        "k",
+        "weights",
+        "floors",
+        "description",
+        "predict_category",
+        "category_confidence",
+        "candidates",
+        "exact_match",
+    }  # name, version and updated_at are the server's
+    assert (fields["candidates"]["minimum"], fields["candidates"]["maximum"]) == (10, 1_000)
+    assert fields["description"]["maxLength"] == 2_000

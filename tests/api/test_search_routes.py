@@ -1,4 +1,8 @@
-"""Contract of /v1/search and /healthz, in-process (TestClient runs the real app and store)."""
+"""Contract of /v1/search and /healthz, in-process (TestClient runs the real app and store).
+
+The mini catalog is ingested with the fake encoder: these tests check the contract, not the
+model.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +16,13 @@ from PIL import Image
 
 from app.api.main import create_app
 from app.settings import Settings
+from tests.fakes import FakeEncoder
 
 
 @pytest.fixture(scope="module")
-def client(ingested_dir: Path, tiny_bundle: Path) -> Iterator[TestClient]:
-    settings = Settings(data_dir=ingested_dir, model=tiny_bundle, max_upload_mb=0.05, max_k=50)
-    with TestClient(create_app(settings)) as c:
+def client(fake_ingested_dir: Path, fake_encoder: FakeEncoder) -> Iterator[TestClient]:
+    settings = Settings(data_dir=fake_ingested_dir, max_upload_mb=0.05, max_k=50)
+    with TestClient(create_app(settings, encoder=fake_encoder)) as c:  # type: ignore[arg-type]
         yield c
 
 
@@ -115,7 +120,7 @@ def test_unknown_category_returns_no_results_not_an_error(client: TestClient) ->
     assert resp.json()["results"] == []
 
 
-def test_healthz(client: TestClient, tiny_bundle: Path) -> None:
+def test_healthz(client: TestClient) -> None:
     body = client.get("/healthz").json()
     assert body["status"] == "ok"
     assert body["provider"] == "CPUExecutionProvider"

@@ -14,7 +14,8 @@ from app.evaluation.offline import CachedQuery, collect, rank, score, sweep
 from app.evaluation.queries import read_image_queries, read_text_queries
 from app.evaluation.search import EvalQuery, eval_queries
 from app.evaluation.tune import MIN_GAIN, split, tune
-from app.profiles.model import DEFAULT_PROFILE, LEGS, FusionSpec
+from app.profiles.model import DEFAULT_PROFILE, FusionSpec
+from app.search.leg_names import LEGS
 from app.search.service import SearchQuery, SearchService
 from app.settings import Settings
 from reranker import METHODS

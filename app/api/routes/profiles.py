@@ -8,21 +8,15 @@ from fastapi import APIRouter, Body, HTTPException, Path, Query
 from fastapi.concurrency import run_in_threadpool
 
 from app.api.deps import AdminDep, ProfilesDep
-from app.profiles import FusionProfile, FusionSpec, ProfileError
-from app.profiles.model import NAME_RE
+from app.profiles import FusionProfile, ProfileError
+from app.profiles.model import NAME_RE, ProfileSettings
 
 router = APIRouter(prefix="/v1/fusion/profiles", tags=["fusion"])
 Name = Annotated[str, Path(max_length=64, description="Profile name.")]
 
 
-class ProfileBody(FusionSpec):
+class ProfileBody(ProfileSettings):
     """What a PUT may set; name, version and time are the server's."""
-
-    description: str = ""
-    predict_category: bool = False
-    category_confidence: float = 0.7
-    candidates: int = 100
-    exact_match: float | None = 0.99
 
 
 @router.get("")

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from app.api.deps import ServiceDep, SettingsDep
+from app.search.query import SearchQuery
 from app.search.schemas import (
     ExamplesBody,
     Filters,
@@ -18,7 +19,6 @@ from app.search.schemas import (
     SearchResponse,
     validation_reasons,
 )
-from app.search.service import SearchQuery
 from app.settings import Settings
 
 router = APIRouter(prefix="/v1", tags=["search"])

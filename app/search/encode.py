@@ -1,0 +1,78 @@
+"""Query embedding: decode (and crop) the photo, embed photo and text, micro-batched if asked."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+from PIL import Image
+
+from app.embedding.preprocess import load_image
+from app.search.batching import MicroBatcher
+from app.search.errors import QueryError
+from app.search.schemas import Crop
+from app.search.timing import elapsed_ms
+
+
+class QueryEncoder(Protocol):
+    """What the service needs from the ONNX encoder."""
+
+    @property
+    def model_id(self) -> str: ...
+
+    def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray: ...
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def crop(image: Image.Image, box: Crop) -> Image.Image:
+    """``image`` cut to ``box`` (normalised coordinates); never narrower than one pixel."""
+    w, h = image.size
+    left, top = round(box.x0 * w), round(box.y0 * h)
+    right, bottom = max(round(box.x1 * w), left + 1), max(round(box.y1 * h), top + 1)
+    return image.crop((left, top, right, bottom))
+
+
+class QueryEmbedder:
+    """One query's photo and text to vectors; concurrent queries share micro-batches if asked."""
+
+    def __init__(self, encoder: QueryEncoder, micro_batch: bool = False) -> None:
+        self.encoder = encoder
+        self._text_batcher: MicroBatcher[str] | None = None
+        self._image_batcher: MicroBatcher[Image.Image] | None = None
+        if micro_batch:
+            self._text_batcher = MicroBatcher(encoder.encode_texts, name="text-batcher")
+            self._image_batcher = MicroBatcher(encoder.encode_images, name="image-batcher")
+
+    def close(self) -> None:
+        for batcher in (self._text_batcher, self._image_batcher):
+            if batcher is not None:
+                batcher.close()
+
+    def text(self, text: str, timings: dict[str, float]) -> np.ndarray:
+        t = time.perf_counter()
+        if self._text_batcher is not None:
+            vec: np.ndarray = self._text_batcher(text)
+        else:
+            vec = self.encoder.encode_texts([text])[0]
+        timings["embed_text"] = elapsed_ms(t)
+        return vec
+
+    def photo(self, data: bytes, box: Crop | None, timings: dict[str, float]) -> np.ndarray:
+        t = time.perf_counter()
+        try:
+            image = load_image(data)
+        except Exception as exc:
+            raise QueryError(f"the image could not be decoded: {exc}") from exc
+        if box is not None:
+            image = crop(image, box)
+        timings["decode"] = elapsed_ms(t)
+        t = time.perf_counter()
+        if self._image_batcher is not None:
+            vec: np.ndarray = self._image_batcher(image)
+        else:
+            vec = self.encoder.encode_images([image])[0]
+        timings["embed_image"] = elapsed_ms(t)
+        return vec

@@ -1,0 +1,158 @@
+"""Recommendations: one product as stored, products similar to it, and search by examples.
+
+Both searches are vector queries built from stored products (no encoder): the image vector
+against catalog photos and the text vector against product texts, fused with RRF.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from app.profiles.model import FusionSpec
+from app.search import legs
+from app.search.checks import QueryChecks, store_filter
+from app.search.errors import NotFoundError, QueryError
+from app.search.leg_names import IMAGE_TO_IMAGE, TEXT_TO_TEXT
+from app.search.results import fuse_page
+from app.search.running import candidate_limit
+from app.search.schemas import Filters, Product, ProfileRef, SearchResponse
+from app.search.timing import elapsed_ms
+from app.store import IMAGE_VECTOR, TEXT_VECTOR, SearchFilter, VectorStore
+
+_VECTORS = (IMAGE_VECTOR, TEXT_VECTOR)
+
+
+def _unit(v: Any) -> np.ndarray:
+    arr = np.asarray(v, dtype=np.float32)
+    norm = float(np.linalg.norm(arr))
+    return arr / norm if norm > 0 else arr
+
+
+class Recommender:
+    """Product lookups and product-to-product searches over one store."""
+
+    def __init__(
+        self, store: VectorStore, checks: QueryChecks, pool: ThreadPoolExecutor, model_id: str
+    ) -> None:
+        self.store = store
+        self.checks = checks
+        self.pool = pool
+        self.model_id = model_id
+
+    def product(self, product_id: str) -> Product:
+        points = self.store.product_points(product_id)
+        if not points:
+            raise NotFoundError(f"no product {product_id!r} in the catalog")
+        p = points[0].payload
+        attributes = p.get("attributes") or {}
+        return Product(
+            product_id=product_id,
+            title=str(p.get("title", "")),
+            category=str(p.get("category_path", "")),
+            description=str(p.get("description", "")),
+            price=p.get("price"),
+            year=p.get("year"),
+            attributes={str(k): str(v) for k, v in dict(attributes).items()},
+            images=[str(x) for x in p.get("images", [])],
+        )
+
+    def similar(
+        self, product_id: str, k: int = 10, offset: int = 0, filters: Filters | None = None
+    ) -> SearchResponse:
+        """Products whose images (and text) are nearest to this product's; itself excluded."""
+        started = time.perf_counter()
+        self.checks.check_page(k, offset)
+        vec = self._product_vectors([product_id])[product_id]
+        flt = store_filter(filters).excluding([product_id])
+        return self._vector_query(vec[IMAGE_VECTOR], vec[TEXT_VECTOR], flt, k, offset, started, {})
+
+    def examples(
+        self,
+        positive: Sequence[str],
+        negative: Sequence[str] = (),
+        k: int = 10,
+        offset: int = 0,
+        filters: Filters | None = None,
+    ) -> SearchResponse:
+        """Products like the positives and unlike the negatives (examples excluded).
+
+        The query vector is Rocchio's: the positives' mean moved away from the negatives' mean
+        (Rocchio, "Relevance feedback in information retrieval", 1971), the same as Qdrant's
+        ``average_vector`` recommend strategy, per vector space.
+        """
+        started = time.perf_counter()
+        self.checks.check_page(k, offset)
+        both = set(positive) & set(negative)
+        if both:
+            raise QueryError(f"product(s) both positive and negative: {', '.join(sorted(both))}")
+        vecs = self._product_vectors([*positive, *negative])
+        query: dict[str, np.ndarray] = {}
+        for name in _VECTORS:
+            pos = np.mean([vecs[p][name] for p in positive], axis=0)
+            if negative:
+                neg = np.mean([vecs[n][name] for n in negative], axis=0)
+                pos = pos + (pos - neg)
+            query[name] = _unit(pos)
+        flt = store_filter(filters).excluding([*positive, *negative])
+        return self._vector_query(
+            query[IMAGE_VECTOR], query[TEXT_VECTOR], flt, k, offset, started, {}
+        )
+
+    def _product_vectors(self, product_ids: Sequence[str]) -> dict[str, dict[str, np.ndarray]]:
+        """Mean image and text vector of each product (its images' vectors, normalised)."""
+        out: dict[str, dict[str, np.ndarray]] = {}
+        missing = []
+        for pid in dict.fromkeys(product_ids):
+            points = self.store.product_points(pid)
+            if not points:
+                missing.append(pid)
+                continue
+            vectors = self.store.vectors([h.id for h in points])
+            out[pid] = {
+                name: _unit(np.mean([v[name] for v in vectors.values()], axis=0))
+                for name in _VECTORS
+            }
+        if missing:
+            raise NotFoundError(f"no product(s) {', '.join(map(repr, missing))} in the catalog")
+        return out
+
+    def _vector_query(
+        self,
+        image_vec: np.ndarray,
+        text_vec: np.ndarray,
+        flt: SearchFilter,
+        k: int,
+        offset: int,
+        started: float,
+        timings: dict[str, float],
+    ) -> SearchResponse:
+        profile = self.checks.profile(None)
+        spec = FusionSpec(method="rrf", k=profile.k)
+        limit = candidate_limit(profile.candidates, offset, k)
+        t = time.perf_counter()
+        jobs = {
+            IMAGE_TO_IMAGE: self.pool.submit(
+                legs.image_to_image, self.store, image_vec, limit, flt, None
+            ),
+            TEXT_TO_TEXT: self.pool.submit(
+                legs.text_to_text, self.store, text_vec, limit, flt, None
+            ),
+        }
+        leg_hits = [(leg, job.result()) for leg, job in jobs.items()]
+        timings["legs"] = elapsed_ms(t)
+        results = fuse_page(leg_hits, spec, k, offset, False, True, timings)
+        timings["total"] = elapsed_ms(started)
+        return SearchResponse(
+            results=results,
+            timings_ms=timings,
+            model=self.model_id,
+            legs=list(jobs),
+            profile=ProfileRef(name=profile.name, version=profile.version),
+            fusion=spec,
+            offset=offset,
+        )

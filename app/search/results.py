@@ -1,0 +1,93 @@
+"""Result assembly: the legs' hits fused, the requested page cut, each entry a ``SearchResult``.
+
+Ranking itself is ``app.search.ranking`` (shared with offline tuning); this module adds what a
+caller sees: the product's payload, which of its photos matched, per-leg ranks, ``explain``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from app.profiles.model import FusionSpec
+from app.search.leg_names import IMAGE_VECTOR_LEGS
+from app.search.ranking import LegList, fuse_legs, group_hits, key_of
+from app.search.schemas import LegScore, SearchResult
+from app.search.timing import elapsed_ms
+from app.store import Hit
+from reranker import Fused
+
+
+def fuse_page(
+    leg_hits: Sequence[tuple[str, list[Hit]]],
+    spec: FusionSpec,
+    k: int,
+    offset: int,
+    explain: bool,
+    by_product: bool,
+    timings: dict[str, float],
+    exact_match: float | None = None,
+) -> list[SearchResult]:
+    """The page ``offset:offset + k`` of the fused ranking over ``leg_hits``."""
+    t = time.perf_counter()
+    lists: dict[str, LegList] = {}
+    best: dict[str, Hit] = {}  # key -> a hit carrying its payload
+    images: dict[str, dict[str, float]] = {}  # key -> image file -> best image-leg score
+    for leg, hits in leg_hits:
+        lists[leg] = group_hits(hits, by_product)
+        for hit in hits:
+            key = key_of(hit, by_product)
+            best.setdefault(key, hit)
+            if leg in IMAGE_VECTOR_LEGS:
+                name = str(hit.payload.get("image_file", ""))
+                seen = images.setdefault(key, {})
+                seen[name] = max(seen.get(name, float("-inf")), hit.score)
+    fused, exact = fuse_legs(lists, spec, exact_match)
+    names = spec.active(lists)
+    fused = fused[offset : offset + k]
+    timings["fusion"] = elapsed_ms(t)
+    positions = [{key: (r, s) for r, (key, s) in enumerate(lists[leg], start=1)} for leg in names]
+    return [
+        to_result(
+            f, best[f.item], images.get(f.item, {}), names, positions, explain, f.item in exact
+        )
+        for f in fused
+    ]
+
+
+def to_result(
+    f: Fused[str],
+    hit: Hit,
+    matched: dict[str, float],
+    names: Sequence[str],
+    positions: Sequence[dict[str, tuple[int, float]]],
+    explain: bool,
+    exact: bool = False,
+) -> SearchResult:
+    """One fused entry as the caller sees it; ``positions``: per leg in ``names``, key -> rank."""
+    payload = hit.payload
+    ranked = sorted(matched, key=lambda n: -matched[n])
+    own = [str(x) for x in payload.get("images", [])] or [str(payload.get("image_file", ""))]
+    ranks = {
+        leg: pos[f.item][0] for leg, pos in zip(names, positions, strict=True) if f.item in pos
+    }
+    details = None
+    if explain:
+        details = {
+            leg: LegScore(rank=pos[f.item][0], score=pos[f.item][1], contribution=part)
+            for leg, pos, part in zip(names, positions, f.contributions, strict=True)
+            if f.item in pos
+        }
+    price = payload.get("price")
+    return SearchResult(
+        product_id=str(payload.get("product_id", "")),
+        title=str(payload.get("title", "")),
+        category=str(payload.get("category_path", "")),
+        score=f.score,
+        image=ranked[0] if ranked else str(payload.get("image_file", own[0])),
+        matched_images=ranked,
+        price=float(price) if isinstance(price, (int, float)) else None,
+        ranks=ranks,
+        exact_match=exact,
+        explain=details,
+    )

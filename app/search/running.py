@@ -1,0 +1,138 @@
+"""Running the legs: embed the query, predict its category if asked, run the legs concurrently.
+
+The legs run in worker threads (ONNX Runtime and the engine release the GIL); the text is
+embedded in a worker while the photo is decoded and embedded on the caller's thread.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import numpy as np
+
+from app.search import legs
+from app.search.checks import Prepared
+from app.search.encode import QueryEmbedder
+from app.search.leg_names import BM25, IMAGE_TO_IMAGE, IMAGE_TO_TEXT, TEXT_TO_IMAGE, TEXT_TO_TEXT
+from app.search.query import SearchQuery
+from app.search.schemas import PredictedCategory
+from app.search.timing import elapsed_ms, timed
+from app.store import Hit, VectorStore, category_ancestors
+
+MAX_CANDIDATES = 1_000
+CATEGORY_VOTERS = 10  # top image neighbours that vote on the predicted category
+
+LegHits = dict[str, tuple[list[Hit], float]]  # leg -> (hits, ms)
+
+
+def candidate_limit(candidates: int, offset: int, k: int) -> int:
+    """Hits each leg fetches: the profile's candidates, at least 4 pages' worth, capped."""
+    return min(max(candidates, (offset + k) * 4), MAX_CANDIDATES)
+
+
+def predict_category(hits: Sequence[Hit], confidence: float) -> PredictedCategory | None:
+    """Deepest category path shared by at least ``confidence`` of the top image neighbours.
+
+    Neighbours vote with their category path at every depth; deeper paths are more useful but
+    rarer, so the answer is the deepest one that still has the required share. Below the
+    threshold at every depth, the best top-level category is returned with ``applied`` False.
+    """
+    paths = [
+        category_ancestors(str(h.payload.get("category_path", ""))) for h in hits[:CATEGORY_VOTERS]
+    ]
+    paths = [p for p in paths if p]
+    if not paths:
+        return None
+    best: PredictedCategory | None = None
+    for depth in range(max(len(p) for p in paths)):
+        votes = Counter(p[depth] for p in paths if len(p) > depth)
+        path, count = votes.most_common(1)[0]
+        share = count / len(paths)
+        if share >= confidence:
+            best = PredictedCategory(path=path, confidence=round(share, 3), applied=False)
+        elif best is None:
+            return PredictedCategory(path=path, confidence=round(share, 3), applied=False)
+        else:
+            break
+    return best
+
+
+class LegRunner:
+    """Runs a checked query's legs against one store, on a shared thread pool."""
+
+    def __init__(self, store: VectorStore, embedder: QueryEmbedder, pool: ThreadPoolExecutor):
+        self.store = store
+        self.embedder = embedder
+        self.pool = pool
+
+    def run(
+        self,
+        query: SearchQuery,
+        prep: Prepared,
+        wanted: Sequence[str],
+        timings: dict[str, float],
+    ) -> tuple[LegHits, PredictedCategory | None]:
+        """Embed the inputs and run the ``wanted`` legs concurrently: (hits, ms) per leg."""
+        text, profile, flt, floors = prep.text, prep.profile, prep.flt, prep.spec.floors
+        limit = candidate_limit(profile.candidates, query.offset, query.k)
+
+        text_job: Future[np.ndarray] | None = None
+        if text is not None and any(leg in wanted for leg in (TEXT_TO_IMAGE, TEXT_TO_TEXT)):
+            text_job = self.pool.submit(self.embedder.text, text, timings)
+        image_vec = self.embedder.photo(query.image, query.crop, timings) if query.image else None
+        text_vec = text_job.result() if text_job is not None else None
+
+        predicted: PredictedCategory | None = None
+        image_flt = flt
+        first_image_hits: tuple[list[Hit], float] | None = None
+        use_prediction = (
+            query.predict_category
+            if query.predict_category is not None
+            else profile.predict_category
+        )
+        if image_vec is not None and use_prediction and not flt.category:
+            t = time.perf_counter()
+            first_image_hits = timed(
+                lambda: legs.image_to_image(
+                    self.store, image_vec, limit, flt, floors.get(IMAGE_TO_IMAGE)
+                )
+            )
+            predicted = predict_category(first_image_hits[0], profile.category_confidence)
+            if predicted is not None and predicted.confidence >= profile.category_confidence:
+                predicted = predicted.model_copy(update={"applied": True})
+                image_flt = flt.with_category(predicted.path)
+                first_image_hits = None  # re-run restricted to the category
+            timings["predict_category"] = elapsed_ms(t)
+
+        runners: dict[str, Callable[[], list[Hit]]] = {}
+        if image_vec is not None:
+            runners[IMAGE_TO_IMAGE] = lambda: legs.image_to_image(
+                self.store, image_vec, limit, image_flt, floors.get(IMAGE_TO_IMAGE)
+            )
+            runners[IMAGE_TO_TEXT] = lambda: legs.image_to_text(
+                self.store, image_vec, limit, image_flt, floors.get(IMAGE_TO_TEXT)
+            )
+        if text_vec is not None:
+            runners[TEXT_TO_IMAGE] = lambda: legs.text_to_image(
+                self.store, text_vec, limit, flt, floors.get(TEXT_TO_IMAGE)
+            )
+            runners[TEXT_TO_TEXT] = lambda: legs.text_to_text(
+                self.store, text_vec, limit, flt, floors.get(TEXT_TO_TEXT)
+            )
+        if text is not None:
+            runners[BM25] = lambda: legs.bm25(self.store, text, limit, flt, floors.get(BM25))
+        jobs: dict[str, Future[tuple[list[Hit], float]]] = {}
+        done: LegHits = {}
+        for leg in wanted:
+            if leg == IMAGE_TO_IMAGE and first_image_hits is not None:
+                done[leg] = first_image_hits
+            else:
+                jobs[leg] = self.pool.submit(timed, runners[leg])
+        t = time.perf_counter()
+        for leg, job in jobs.items():
+            done[leg] = job.result()
+        timings["legs"] = elapsed_ms(t)
+        return done, predicted

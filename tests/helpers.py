@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import socket
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -28,3 +30,49 @@ def copy_data_dir(source: Path, target: Path) -> Path:
 
     shutil.copytree(source, target, symlinks=True, ignore=shutil.ignore_patterns("*.sqlite*"))
     return target
+
+
+@contextmanager
+def running_server(
+    base_cmd: list[str], env: dict[str, str] | None = None, timeout: float = 60
+) -> Iterator[str]:
+    """``snapshop serve`` on a free loopback port until the block ends; yields its base URL.
+
+    The server's output goes to a temporary file, not a pipe: a pipe nobody reads fills up
+    with access logs and stalls the server mid-test.
+    """
+    import subprocess
+    import tempfile
+    import time
+
+    import httpx
+    import pytest
+
+    port = free_port()
+    with tempfile.TemporaryFile(mode="w+") as log:
+        proc = subprocess.Popen(
+            [*base_cmd, "serve", "--port", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                if proc.poll() is not None:
+                    log.seek(0)
+                    pytest.fail(f"server exited early:\n{log.read()[-5000:]}")
+                try:
+                    if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    pytest.fail(f"server did not answer /healthz within {timeout:.0f} s")
+                time.sleep(0.3)
+            yield base
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)

@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from app.search.service import SearchQuery, SearchService
+from app.search.query import SearchQuery
+from app.search.service import SearchService
 
 
 def _load(service: SearchService, queries: Sequence[SearchQuery], concurrency: int) -> list[float]:

@@ -58,7 +58,7 @@ def bench_search_cmd(
     from app.benchmarks.search import bench_search
     from app.components import build_service, open_components
     from app.evaluation.queries import read_image_queries, read_text_queries
-    from app.search.service import SearchQuery
+    from app.search.query import SearchQuery
 
     cfg = settings()
     with friendly_errors():

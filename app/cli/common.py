@@ -51,7 +51,7 @@ def fail(message: str, code: int = 2) -> NoReturn:
 def friendly_errors() -> Iterator[None]:
     """Turn the errors a person can act on into one line instead of a traceback."""
     from app.components import SetupError
-    from app.search.service import QueryError
+    from app.search.errors import QueryError
     from app.store import StoreError
     from ingestion.catalog import CatalogError
 

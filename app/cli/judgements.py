@@ -78,7 +78,7 @@ def judgements_list(
     with _marks() as store:
         try:
             total = store.count(query_key, product, judge)
-            marks = store.list(query_key, product, judge, limit=limit)
+            marks = store.find(query_key, product, judge, limit=limit)
         except JudgementError as exc:
             fail(str(exc))
     table = Table("updated (UTC)", "judge", "query key", "product", "relevant", "note")

@@ -51,7 +51,7 @@ def queryset_add(
 def queryset_list() -> None:
     """The stored query sets."""
     with query_sets() as sets:
-        found = sets.list()
+        found = sets.summaries()
     table = Table("name", "photo queries", "typed queries", "saved (UTC)", "from")
     for s in found:
         table.add_row(s.name, str(s.image_queries), str(s.text_queries), s.saved_at, s.source)

@@ -15,8 +15,8 @@ from app.cli.common import err, fail, friendly_errors, out, settings
 
 def _run_search(query_args: dict[str, Any], image: Path | None) -> dict[str, Any]:
     from app.components import open_components
+    from app.search.query import SearchQuery
     from app.search.schemas import SearchBody, validation_reasons
-    from app.search.service import SearchQuery
 
     cfg = settings()
     with friendly_errors():

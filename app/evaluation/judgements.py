@@ -13,7 +13,6 @@ marks are combined by majority, a tie going to the most recent mark.
 
 from __future__ import annotations
 
-import builtins
 import csv
 import hashlib
 import re
@@ -60,7 +59,7 @@ COLUMNS = "query_key, product_id, relevant, judge, note, updated_at"
 class JudgementError(ValueError):
     """Bad input: a field of one mark, or the rows of a CSV file (``problems`` lists them)."""
 
-    def __init__(self, message: str, problems: builtins.list[str] | None = None) -> None:
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
         super().__init__(message)
         self.problems = problems or []
 
@@ -208,8 +207,8 @@ class JudgementStore(SqliteFile):
     def _where(
         query_key: str | None, product_id: str | None, judge: str | None
     ) -> tuple[str, tuple[str, ...]]:
-        clauses: builtins.list[str] = []
-        args: builtins.list[str] = []
+        clauses: list[str] = []
+        args: list[str] = []
         if query_key is not None:
             clauses.append("query_key = ?")
             args.append(check_key(query_key))
@@ -221,14 +220,14 @@ class JudgementStore(SqliteFile):
             args.append(judge.strip())
         return (" WHERE " + " AND ".join(clauses) if clauses else ""), tuple(args)
 
-    def list(
+    def find(
         self,
         query_key: str | None = None,
         product_id: str | None = None,
         judge: str | None = None,
         limit: int = 100,
         offset: int = 0,
-    ) -> builtins.list[Judgement]:
+    ) -> list[Judgement]:
         """Marks matching every filter given, newest first."""
         if limit < 0 or offset < 0:
             raise JudgementError("limit and offset must not be negative")
@@ -266,7 +265,7 @@ class JudgementStore(SqliteFile):
                 "SELECT query_key, product_id, relevant FROM judgements "
                 "ORDER BY query_key, product_id, updated_at, judge"
             ).fetchall()
-        tally: dict[tuple[str, str], builtins.list[int]] = {}
+        tally: dict[tuple[str, str], list[int]] = {}
         for key, product, relevant in rows:
             votes = tally.setdefault((key, product), [0, 0, 0])  # yes, no, latest
             votes[0 if relevant else 1] += 1
@@ -300,7 +299,7 @@ class JudgementStore(SqliteFile):
         return len(marks)
 
 
-def read_csv(fh: TextIO, source: str) -> builtins.list[Judgement]:
+def read_csv(fh: TextIO, source: str) -> list[Judgement]:
     """The marks of a judgements CSV, or ``JudgementError`` listing its bad rows."""
     reader = csv.reader(fh)
     try:
@@ -318,8 +317,8 @@ def read_csv(fh: TextIO, source: str) -> builtins.list[Judgement]:
             f"expected a header: {','.join(CSV_COLUMNS)} (note and updated_at optional)"
         )
     at = {name: names.index(name) for name in CSV_COLUMNS if name in names}
-    marks: builtins.list[Judgement] = []
-    problems: builtins.list[str] = []
+    marks: list[Judgement] = []
+    problems: list[str] = []
     now = _now()  # rows without a time share the moment of the import
     line = reader.line_num
     while True:
@@ -338,7 +337,7 @@ def read_csv(fh: TextIO, source: str) -> builtins.list[Judgement]:
             problems.append(f"{source}:{start}: {len(fields)} fields, the header has {len(names)}")
             continue
 
-        def field(name: str, values: builtins.list[str] = fields) -> str:
+        def field(name: str, values: list[str] = fields) -> str:
             return values[at[name]] if name in at else ""
 
         try:

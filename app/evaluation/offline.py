@@ -16,8 +16,9 @@ import numpy as np
 from app.evaluation.metrics_table import metric as metric_fn
 from app.evaluation.search import EvalQuery
 from app.profiles.model import FusionSpec
+from app.search.query import SearchQuery
 from app.search.ranking import LegList, fuse_legs
-from app.search.service import SearchQuery, SearchService
+from app.search.service import SearchService
 
 # Results a shopper sees on the first page; ``rank`` cuts there, so every metric (mrr included)
 # is taken at or within it.

@@ -23,6 +23,7 @@ from typing import Any
 
 from PIL import Image, ImageOps
 
+from app.evaluation.metrics_table import METRIC_NAMES
 from app.evaluation.offline import collect, sweep
 from app.evaluation.search import EvalQuery, apply_judgements
 from app.search.service import SearchService
@@ -34,7 +35,6 @@ CategoryOf = Callable[[str], str]  # product id -> its category path ("" if unkn
 
 THUMB_PX = 96
 TOP_SHOWN = 5
-SHOWN_METRICS = ("recall@1", "recall@5", "recall@10", "mrr", "ndcg@10")
 CATEGORY_DEPTH = 2  # "Apparel/Topwear": deep enough to tell areas apart, few enough bars to read
 
 
@@ -151,13 +151,13 @@ def _img(src: str | None, title: str, ok: bool | None = None) -> str:
 
 
 def _metrics_table(result: Mapping[str, Any]) -> str:
-    head = "".join(f"<th>{m}</th>" for m in ("queries", "fusion / leg", "n", *SHOWN_METRICS))
+    head = "".join(f"<th>{m}</th>" for m in ("queries", "fusion / leg", "n", *METRIC_NAMES))
     rows = []
     entries = [(k, f"fused ({result['profile']})", result[k]) for k in ("image", "text")]
     entries = [e for e in entries if e[0] in result]
     entries += [(m["queries"], f"leg {leg}", m) for leg, m in result["legs"].items()]
     for kind, label, m in entries:
-        cells = "".join(f"<td>{m[name]:.3f}</td>" for name in SHOWN_METRICS)
+        cells = "".join(f"<td>{m[name]:.3f}</td>" for name in METRIC_NAMES)
         rows.append(
             f"<tr><td>{kind}</td><td>{html.escape(label)}</td><td>{m['n']}</td>{cells}</tr>"
         )

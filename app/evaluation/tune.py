@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from app.evaluation.metrics_table import metric as metric_fn
 from app.evaluation.offline import METRICS, WEIGHT_GRID, CachedQuery, per_query, score
 from app.profiles.model import FusionProfile, FusionSpec
 from app.search.leg_names import LEGS
@@ -149,8 +150,7 @@ def tune(
     methods: Sequence[str] = METHODS,
 ) -> TuneResult:
     """Best fusion for ``metric`` on the training split; both splits scored for it and ``base``."""
-    if metric not in METRICS:
-        raise ValueError(f"unknown metric {metric!r}; one of {', '.join(METRICS)}")
+    metric_fn(metric, METRICS)  # an unknown metric fails here, before any work
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
         raise ValueError(f"unknown method(s) {', '.join(unknown)}; one of {', '.join(METHODS)}")

@@ -2,11 +2,9 @@
 
 from app.profiles.model import DEFAULT_PROFILE, FusionProfile, FusionSpec
 from app.profiles.repository import ProfileError, ProfileRepository
-from app.search.leg_names import LEGS
 
 __all__ = [
     "DEFAULT_PROFILE",
-    "LEGS",
     "FusionProfile",
     "FusionSpec",
     "ProfileError",

@@ -47,7 +47,7 @@ def products(mini_catalog: Path) -> list[str]:
 def _empty_store(client: TestClient) -> None:
     """Each test starts without marks (the app and its store are shared by the module)."""
     store: JudgementStore = client.app.state.judgements  # type: ignore[attr-defined]
-    for mark in store.list(limit=100_000):
+    for mark in store.find(limit=100_000):
         store.delete(mark.query_key, mark.product_id, mark.judge)
 
 

@@ -4,43 +4,19 @@ from __future__ import annotations
 
 import csv
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.helpers import free_port, snapshop_cmd
+from tests.helpers import running_server, snapshop_cmd
 
 
 @pytest.fixture(scope="module")
 def server(ingested_dir: Path, tiny_bundle: Path) -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [*snapshop_cmd(ingested_dir, tiny_bundle), "serve", "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"server exited early:\n{proc.stdout.read() if proc.stdout else ''}")
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("server did not answer /healthz within 60 s")
-            time.sleep(0.3)
+    with running_server(snapshop_cmd(ingested_dir, tiny_bundle)) as base:
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def _products(catalog: Path) -> list[dict[str, str]]:

@@ -51,7 +51,7 @@ def test_add_export_import_list(tmp_path: Path) -> None:
     assert code == 0 and "imported 3 marks" in stdout
     a, b = JudgementStore(first / "judgements.sqlite"), JudgementStore(second / "judgements.sqlite")
     try:
-        assert b.list() == a.list()
+        assert b.find() == a.find()
         assert b.qrels() == {"text:navy shirt": {"p1": False}, f"image:{sha}": {"p2": False}}
     finally:
         a.close()

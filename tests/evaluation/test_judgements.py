@@ -94,7 +94,7 @@ def test_store_creates_its_folder_and_persists(tmp_path: Path) -> None:
     first.record("text:shirt", "p1", True, "alice")
     first.close()
     again = JudgementStore(path)
-    assert [(m.query_key, m.product_id, m.relevant) for m in again.list()] == [
+    assert [(m.query_key, m.product_id, m.relevant) for m in again.find()] == [
         ("text:shirt", "p1", True)
     ]
     again.close()
@@ -133,7 +133,7 @@ def test_recording_again_replaces_the_judges_mark(store: JudgementStore, clock: 
     first = store.record("text:shirt", "p1", True, "alice", note="looks right")
     second = store.record("text:SHIRT", "p1", False, "alice", note="wrong colour")
     assert second.updated_at > first.updated_at
-    assert store.list() == [second]  # one row per (query, product, judge)
+    assert store.find() == [second]  # one row per (query, product, judge)
     store.record("text:shirt", "p1", True, "bob")
     assert store.count() == 2
 
@@ -176,7 +176,7 @@ def test_qrels_tie_by_recency_from_imported_times(store: JudgementStore) -> None
         "text:b,p1,0,alice,,2024-01-01T11:00:00\n",  # no zone: UTC, so later
     )
     assert store.qrels() == {"text:a": {"p1": False}, "text:b": {"p1": False}}
-    listed = store.list(query_key="text:b")
+    listed = store.find(query_key="text:b")
     assert [m.updated_at for m in listed] == [
         "2024-01-01T11:00:00.000000+00:00",
         "2024-01-01T10:00:00.000000+00:00",
@@ -186,29 +186,29 @@ def test_qrels_tie_by_recency_from_imported_times(store: JudgementStore) -> None
 def test_list_filters_and_pages_newest_first(store: JudgementStore, clock: Clock) -> None:
     for i in range(7):
         store.record(f"text:q{i % 2}", f"p{i}", i % 3 == 0, "alice" if i < 4 else "bob")
-    everything = store.list()
+    everything = store.find()
     assert [m.product_id for m in everything] == [f"p{i}" for i in reversed(range(7))]
     assert store.count() == 7
-    assert [m.product_id for m in store.list(limit=3)] == ["p6", "p5", "p4"]
-    assert [m.product_id for m in store.list(limit=3, offset=3)] == ["p3", "p2", "p1"]
-    assert store.list(limit=3, offset=7) == []
-    assert {m.product_id for m in store.list(query_key="text:Q1")} == {"p1", "p3", "p5"}
+    assert [m.product_id for m in store.find(limit=3)] == ["p6", "p5", "p4"]
+    assert [m.product_id for m in store.find(limit=3, offset=3)] == ["p3", "p2", "p1"]
+    assert store.find(limit=3, offset=7) == []
+    assert {m.product_id for m in store.find(query_key="text:Q1")} == {"p1", "p3", "p5"}
     assert store.count(query_key="text:q1") == 3
-    assert [m.product_id for m in store.list(judge="bob")] == ["p6", "p5", "p4"]
+    assert [m.product_id for m in store.find(judge="bob")] == ["p6", "p5", "p4"]
     assert store.count(query_key="text:q0", judge="alice") == 2
-    assert [m.judge for m in store.list(product_id="p4")] == ["bob"]
+    assert [m.judge for m in store.find(product_id="p4")] == ["bob"]
     assert store.count(product_id="nope") == 0
     with pytest.raises(JudgementError):
-        store.list(query_key="not a key")
+        store.find(query_key="not a key")
     with pytest.raises(JudgementError):
-        store.list(limit=-1)
+        store.find(limit=-1)
 
 
 def test_delete_removes_one_judges_mark(store: JudgementStore) -> None:
     store.record("text:shirt", "p1", True, "alice")
     store.record("text:shirt", "p1", False, "bob")
     assert store.delete("text:Shirt", "p1", "alice") is True
-    assert [m.judge for m in store.list()] == ["bob"]
+    assert [m.judge for m in store.find()] == ["bob"]
     assert store.delete("text:shirt", "p1", "alice") is False
     assert store.delete("text:shirt", "p2", "bob") is False
     assert store.qrels() == {"text:shirt": {"p1": False}}
@@ -230,14 +230,14 @@ def test_export_then_import_reproduces_the_store(store: JudgementStore, tmp_path
     fresh = JudgementStore(tmp_path / "fresh.sqlite")
     with path.open(newline="", encoding="utf-8") as fh:
         assert fresh.import_csv(fh, str(path)) == 4
-    assert fresh.list() == store.list()
+    assert fresh.find() == store.find()
     assert fresh.qrels() == store.qrels()
     again = io.StringIO()
     fresh.export_csv(again)
     assert again.getvalue() == text
     # Importing the same file twice changes nothing: it is an upsert.
     assert _import(fresh, text) == 4
-    assert fresh.list() == store.list()
+    assert fresh.find() == store.find()
     fresh.close()
 
 
@@ -245,7 +245,7 @@ def test_import_upserts_over_existing_marks(store: JudgementStore) -> None:
     store.record("text:shirt", "p1", True, "alice")
     n = _import(store, "relevant,judge,query_key,product_id\nno,alice,text:shirt,p1\n")
     assert n == 1
-    (mark,) = store.list()
+    (mark,) = store.find()
     assert mark.relevant is False
 
 
@@ -255,11 +255,11 @@ def test_import_accepts_relevant_words_and_optional_columns(
     words = ["1", "0", "true", "FALSE", "Yes", " no "]
     rows = "".join(f"text:q,p{i},{w},alice\n" for i, w in enumerate(words))
     assert _import(store, "Query_Key, product_id ,RELEVANT,judge\n" + rows + "\n,,,\n") == 6
-    got = {m.product_id: m.relevant for m in store.list()}
+    got = {m.product_id: m.relevant for m in store.find()}
     assert got == {"p0": True, "p1": False, "p2": True, "p3": False, "p4": True, "p5": False}
     # Rows without updated_at get the (one) time of the import; notes default to empty.
-    assert {m.updated_at for m in store.list()} == {"2024-05-01T00:00:01.000000+00:00"}
-    assert {m.note for m in store.list()} == {""}
+    assert {m.updated_at for m in store.find()} == {"2024-05-01T00:00:01.000000+00:00"}
+    assert {m.note for m in store.find()} == {""}
 
 
 def test_a_bad_file_imports_nothing_and_names_every_bad_line(store: JudgementStore) -> None:
@@ -290,7 +290,7 @@ def test_a_bad_file_imports_nothing_and_names_every_bad_line(store: JudgementSto
     assert "marks.csv:7: judge is empty" in message
     assert "marks.csv:11: updated_at 'yesterday'" in message
     assert "marks.csv:12: 3 fields, the header has 6" in message
-    assert [m.query_key for m in store.list()] == ["text:kept"]  # nothing of the file
+    assert [m.query_key for m in store.find()] == ["text:kept"]  # nothing of the file
 
 
 def test_only_twenty_problems_are_listed(store: JudgementStore) -> None:
@@ -320,6 +320,6 @@ def test_a_utf8_bom_and_non_ascii_text_are_read(store: JudgementStore, tmp_path:
     # Read as plain utf-8 the BOM reaches the header; the store must still find query_key.
     with path.open(newline="", encoding="utf-8") as fh:
         assert store.import_csv(fh, str(path)) == 1
-    (mark,) = store.list()
+    (mark,) = store.find()
     assert (mark.query_key, mark.judge, mark.note) == ("text:café crème", "José", "très bien")
     assert store.qrels() == {"text:café crème": {"p1": True}}

@@ -16,7 +16,8 @@ from app.evaluation.search import EvalQuery, eval_queries
 from app.evaluation.tune import MIN_GAIN, split, tune
 from app.profiles.model import DEFAULT_PROFILE, FusionSpec
 from app.search.leg_names import LEGS
-from app.search.service import SearchQuery, SearchService
+from app.search.query import SearchQuery
+from app.search.service import SearchService
 from app.settings import Settings
 from reranker import METHODS
 

@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 DATA_DIR ?= data
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# The console's admin key for the demo server (SNAPSHOP_ADMIN_KEY); set your own secret in production.
+ADMIN_KEY ?= snapshop-demo-admin-key
 # The dev catalog sits beside the repo; any folder with products.csv + images/ works.
 CATALOG ?= $(if $(wildcard ../shared/catalog/products.csv),../shared/catalog,)
 # Unset: `snapshop model ensure` trains (once, then cached) the default model on the catalog,
@@ -15,7 +17,12 @@ EXTRA_PAIRS ?= $(if $(CATALOG),$(wildcard $(CATALOG)/dev_queries/image_queries.c
 DEV_QUERIES ?= $(if $(CATALOG),$(patsubst %/,%,$(dir $(wildcard $(CATALOG)/dev_queries/*_queries.csv))),)
 SNAPSHOP := SNAPSHOP_DATA_DIR=$(DATA_DIR) $(if $(MODEL),SNAPSHOP_MODEL=$(MODEL) )$(BIN)/snapshop
 
-.PHONY: install lint typecheck test demo catalog model ingest serve clean
+# Browser tests drive Debian's chromium; it is installed with apt when missing (never downloaded
+# by Playwright).
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+.PHONY: install lint typecheck test demo catalog model ingest serve clean chromium screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,8 +41,20 @@ lint: install
 typecheck: install
 	$(BIN)/mypy app ingestion reranker
 
-test: lint typecheck
+chromium:
+	@if [ ! -x "$(CHROMIUM)" ]; then \
+	  echo "installing Debian's chromium for the browser tests (apt-get)"; \
+	  $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; fi
+
+test: lint typecheck chromium
 	$(BIN)/pytest -q
+
+# Regenerates the README's screenshots from the browser tests (real server, real Chromium).
+screenshots: install chromium
+	$(BIN)/pytest -q tests/frontend -k "first_row or slider_reorders"
+	mkdir -p docs/screenshots
+	cp test-artifacts/screenshots/readme-shopper-390.png docs/screenshots/shopper.png
+	cp test-artifacts/screenshots/readme-console-1280.png docs/screenshots/console.png
 
 catalog:
 	@if [ -z "$(CATALOG)" ]; then \
@@ -53,7 +72,8 @@ ingest: model
 	$(if $(DEV_QUERIES),$(SNAPSHOP) queryset add dev $(firstword $(DEV_QUERIES)),)
 
 serve: install
-	$(SNAPSHOP) serve --host $(HOST) --port $(PORT)
+	@echo "shopper page: http://$(HOST):$(PORT)/   console: http://$(HOST):$(PORT)/console (admin key: $(ADMIN_KEY))"
+	SNAPSHOP_ADMIN_KEY=$(ADMIN_KEY) $(SNAPSHOP) serve --host $(HOST) --port $(PORT)
 
 demo: ingest serve
 

@@ -48,6 +48,11 @@ class Settings(BaseSettings):
         default=1_000, ge=1, description="Largest offset + k: how deep paging may go."
     )
     max_upload_mb: float = Field(default=10.0, gt=0, description="Largest query image accepted.")
+    frontend_dir: Path = Field(
+        # beside the package in a checkout; an installed copy points it elsewhere (Dockerfile)
+        default=Path(__file__).resolve().parents[1] / "frontend",
+        description="The web pages (index.html, console.html, static/).",
+    )
     host: str = "127.0.0.1"
     port: int = 8000
     index_threshold_kb: int = Field(
@@ -89,6 +94,10 @@ class Settings(BaseSettings):
     @property
     def querysets_path(self) -> Path:
         return self.data_dir / "querysets.sqlite"
+
+    @property
+    def thumbs_dir(self) -> Path:
+        return self.data_dir / "thumbs"
 
     @property
     def runs_dir(self) -> Path:

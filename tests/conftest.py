@@ -57,16 +57,9 @@ def mini_catalog(tmp_path_factory: pytest.TempPathFactory, catalog_dir: Path) ->
     fashion = [r for r in rows if r["product_id"].startswith("fashion_")]
     grocery = [r for r in rows if r["product_id"].startswith("grocery_")]
     picked = fashion[:: len(fashion) // 40][:40] + grocery[:: len(grocery) // 10][:10]
-    root = tmp_path_factory.mktemp("mini_catalog")
-    (root / "images").mkdir()
-    with (root / "products.csv").open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(picked)
-    for row in picked:
-        for name in row["image_files"].split(";"):
-            (root / "images" / name).symlink_to(catalog_dir / "images" / name)
-    return root
+    from tests.helpers import write_catalog
+
+    return write_catalog(tmp_path_factory.mktemp("mini_catalog"), catalog_dir, fields, picked)
 
 
 @pytest.fixture(scope="session")

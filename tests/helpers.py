@@ -21,6 +21,24 @@ def snapshop_cmd(data_dir: Path, bundle: Path) -> list[str]:
     return [sys.executable, "-m", "app.cli", "--data-dir", str(data_dir), "--model", str(bundle)]
 
 
+def write_catalog(root: Path, source: Path, fields: list[str], rows: list[dict[str, str]]) -> Path:
+    """``rows`` of the catalog at ``source`` as a catalog at ``root``, images symlinked (so
+    nothing of the shared catalog is copied)."""
+    import csv
+
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    with (root / "products.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    for row in rows:
+        for name in row["image_files"].split(";"):
+            link = root / "images" / name
+            if not link.exists():
+                link.symlink_to(source / "images" / name)
+    return root
+
+
 def copy_data_dir(source: Path, target: Path) -> Path:
     """A copy of an ingested data dir without its SQLite files (profiles, marks, query sets).
 

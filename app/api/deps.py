@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request
 
+from app.api.thumbnails import Thumbnails
 from app.embedding import Encoder
 from app.evaluation.judgements import JudgementStore
 from app.evaluation.querysets import QuerySetStore
@@ -51,7 +52,13 @@ def get_querysets(request: Request) -> QuerySetStore:
     return sets
 
 
+def get_thumbnails(request: Request) -> Thumbnails:
+    thumbnails: Thumbnails = request.app.state.thumbnails
+    return thumbnails
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+ThumbnailsDep = Annotated[Thumbnails, Depends(get_thumbnails)]
 ProfilesDep = Annotated[ProfileRepository, Depends(get_profiles)]
 JudgementsDep = Annotated[JudgementStore, Depends(get_judgements)]
 QuerySetsDep = Annotated[QuerySetStore, Depends(get_querysets)]

@@ -9,11 +9,22 @@ from contextlib import asynccontextmanager, closing
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from app.api.routes import admin, evaluation, health, judgements, products, profiles, search
+from app.api.routes import (
+    admin,
+    evaluation,
+    health,
+    images,
+    judgements,
+    pages,
+    products,
+    profiles,
+    search,
+)
+from app.api.thumbnails import Thumbnails
 from app.components import load_encoder, open_components, open_judgements, open_querysets
 from app.embedding import Encoder
 from app.evaluation.judgements import JudgementError
-from app.search.service import NotFoundError, QueryError
+from app.search.errors import NotFoundError, QueryError
 from app.settings import Settings
 from app.store import StoreError
 
@@ -41,6 +52,7 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
             app.state.service = parts.service
             app.state.judgements = marks
             app.state.querysets = sets
+            app.state.thumbnails = Thumbnails(settings.thumbs_dir)
             log.info("serving model %s on %s", encoder.model_id, encoder.provider)
             yield
 
@@ -77,4 +89,6 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
     app.include_router(profiles.router)
     app.include_router(judgements.router)
     app.include_router(evaluation.router)
+    app.include_router(images.router)
+    pages.add_pages(app, settings.frontend_dir)
     return app

@@ -7,7 +7,6 @@ files were edited or moved. Saving a name again replaces that set as a whole.
 
 from __future__ import annotations
 
-import builtins
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -88,7 +87,7 @@ class QuerySetStore(SqliteFile):
             db.executemany("INSERT INTO queries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
         return self.info(name)
 
-    def list(self) -> builtins.list[QuerySetInfo]:
+    def summaries(self) -> list[QuerySetInfo]:
         with self._lock:
             rows = self._db.execute(
                 "SELECT s.name, s.source, s.saved_at,"
@@ -99,12 +98,12 @@ class QuerySetStore(SqliteFile):
         return [QuerySetInfo(r[0], r[1], r[2], int(r[3] or 0), int(r[4] or 0)) for r in rows]
 
     def info(self, name: str) -> QuerySetInfo:
-        for found in self.list():
+        for found in self.summaries():
             if found.name == name:
                 return found
         raise QuerySetError(self._unknown(name))
 
-    def load(self, name: str) -> builtins.list[EvalQuery]:
+    def load(self, name: str) -> list[EvalQuery]:
         with self._lock:
             rows = self._db.execute(
                 "SELECT query_id, kind, label, text, image, query_type, category, relevant"
@@ -131,11 +130,22 @@ class QuerySetStore(SqliteFile):
             )
         return out
 
+    def photo(self, name: str, index: int) -> bytes:
+        """The photo of the set's ``index``-th query (from 0, in the set's order)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT image FROM queries WHERE query_set = ? ORDER BY position LIMIT 1 OFFSET ?",
+                (name, index),
+            ).fetchone()
+        if row is None or row[0] is None:
+            raise QuerySetError(f"query set {name!r} has no photo query at position {index}")
+        return bytes(row[0])
+
     def delete(self, name: str) -> bool:
         with self._lock:
             cur = self._db.execute("DELETE FROM query_sets WHERE name = ?", (name,))
         return cur.rowcount > 0
 
     def _unknown(self, name: str) -> str:
-        known = ", ".join(s.name for s in self.list()) or "none yet"
+        known = ", ".join(s.name for s in self.summaries()) or "none yet"
         return f"no query set {name!r}; known: {known} (add one with `snapshop queryset add`)"

@@ -28,8 +28,9 @@ from app.evaluation.metrics_table import summarise
 from app.evaluation.queries import ImageQuery, TextQuery
 from app.profiles.model import FusionSpec
 from app.search.leg_names import IMAGE_LEGS, LEGS, TEXT_LEGS
+from app.search.query import SearchQuery
 from app.search.schemas import SearchResult
-from app.search.service import SearchQuery, SearchService
+from app.search.service import SearchService
 
 
 def only(leg: str, base: FusionSpec) -> FusionSpec:
@@ -145,6 +146,12 @@ def _record(q: EvalQuery, results: Sequence[SearchResult]) -> dict[str, Any]:
     }
 
 
+def _lowest(records: Sequence[dict[str, Any]], n: int) -> list[dict[str, Any]]:
+    """The ``n`` queries that did worst; a query that scored full marks is never listed."""
+    failing = [r for r in records if r["ndcg@10"] < 1.0]
+    return sorted(failing, key=lambda r: (r["ndcg@10"], r["mrr"], r["query_id"]))[:n]
+
+
 def evaluate_search(
     service: SearchService,
     queries: Sequence[EvalQuery],
@@ -153,8 +160,12 @@ def evaluate_search(
     k: int = 10,
     judgements: Mapping[str, Mapping[str, bool]] | None = None,
     per_query: bool = False,
+    worst: int = 0,
 ) -> dict[str, Any]:
     """Per query type: the profile's fusion (and any extra ``fusions``), and each leg alone.
+
+    ``worst``: also list that many lowest-scoring queries (nDCG@10, then MRR) of the profile's
+    fusion (``"worst"``) and of each extra fusion (``variants[label]["worst"]``).
 
     ``queries`` come from query files (``eval_queries``) or a stored set (``QuerySetStore``).
     """
@@ -170,6 +181,7 @@ def evaluate_search(
         queries, out["judgements"] = apply_judgements(queries, judgements)
     variants: dict[str, Any] = {}
     records: list[dict[str, Any]] = []
+    worst_records: dict[str | None, list[dict[str, Any]]] = defaultdict(list)
     for kind, legs in (("image", IMAGE_LEGS), ("text", TEXT_LEGS)):
         subset = [q for q in queries if q.kind == kind]
         if not subset:
@@ -187,8 +199,10 @@ def evaluate_search(
                 for t, idx in sorted(by_type.items())
             }
         out[kind] = block
-        if per_query:
-            records += [_record(q, rs) for q, rs in zip(subset, results, strict=True)]
+        if per_query or worst:
+            mine = [_record(q, rs) for q, rs in zip(subset, results, strict=True)]
+            records += mine if per_query else []
+            worst_records[None] += mine
         for leg in legs:
             leg_results, leg_ms = _run(service, subset, only(leg, base), k, profile)
             out["legs"][leg] = {
@@ -202,6 +216,14 @@ def evaluate_search(
                 **summarise(_ids(v_results), relevant),
                 "ms_per_query": round(v_ms, 1),
             }
+            if worst:
+                worst_records[label] += [
+                    _record(q, rs) for q, rs in zip(subset, v_results, strict=True)
+                ]
+    if worst:
+        out["worst"] = _lowest(worst_records[None], worst)
+        for label in variants:
+            variants[label]["worst"] = _lowest(worst_records[label], worst)
     if variants:
         out["variants"] = variants
     if per_query:

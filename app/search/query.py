@@ -22,6 +22,7 @@ class SearchQuery:
     explain: bool = False
     group_by_product: bool = True
     predict_category: bool | None = None
+    facets: bool = False
 
     @classmethod
     def from_body(cls, body: SearchBody, image: bytes | None = None) -> SearchQuery:
@@ -39,4 +40,5 @@ class SearchQuery:
             explain=body.explain,
             group_by_product=body.group_by_product,
             predict_category=body.predict_category,
+            facets=body.facets,
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ from app.profiles.model import FusionSpec
 from app.search import legs
 from app.search.checks import QueryChecks, store_filter
 from app.search.errors import NotFoundError, QueryError
+from app.search.images import image_url
 from app.search.leg_names import IMAGE_TO_IMAGE, TEXT_TO_TEXT
 from app.search.results import fuse_page
 from app.search.running import candidate_limit
@@ -49,6 +51,7 @@ class Recommender:
         if not points:
             raise NotFoundError(f"no product {product_id!r} in the catalog")
         p = points[0].payload
+        images = [str(x) for x in p.get("images", [])]
         attributes = p.get("attributes") or {}
         return Product(
             product_id=product_id,
@@ -58,8 +61,17 @@ class Recommender:
             price=p.get("price"),
             year=p.get("year"),
             attributes={str(k): str(v) for k, v in dict(attributes).items()},
-            images=[str(x) for x in p.get("images", [])],
+            images=images,
+            image_urls=[image_url(product_id, i) for i in range(len(images))],
         )
+
+    def image_path(self, product_id: str, index: int) -> Path:
+        """The file of the product's ``index``-th image, as ingested; only what the store holds."""
+        for hit in self.store.product_points(product_id):
+            images = [str(x) for x in hit.payload.get("images", [])]
+            if 0 <= index < len(images) and hit.payload.get("image_file") == images[index]:
+                return Path(str(hit.payload["image_path"]))
+        raise NotFoundError(f"no image {index} of product {product_id!r} in the catalog")
 
     def similar(
         self, product_id: str, k: int = 10, offset: int = 0, filters: Filters | None = None

@@ -10,6 +10,7 @@ import time
 from collections.abc import Sequence
 
 from app.profiles.model import FusionSpec
+from app.search.images import image_urls
 from app.search.leg_names import IMAGE_VECTOR_LEGS
 from app.search.ranking import LegList, fuse_legs, group_hits, key_of
 from app.search.schemas import LegScore, SearchResult
@@ -27,8 +28,13 @@ def fuse_page(
     by_product: bool,
     timings: dict[str, float],
     exact_match: float | None = None,
+    window: list[Hit] | None = None,
 ) -> list[SearchResult]:
-    """The page ``offset:offset + k`` of the fused ranking over ``leg_hits``."""
+    """The page ``offset:offset + k`` of the fused ranking over ``leg_hits``.
+
+    ``window``, when given, receives one hit per fused candidate (the whole ranking, not only
+    the page): what facets are counted over.
+    """
     t = time.perf_counter()
     lists: dict[str, LegList] = {}
     best: dict[str, Hit] = {}  # key -> a hit carrying its payload
@@ -44,6 +50,8 @@ def fuse_page(
                 seen[name] = max(seen.get(name, float("-inf")), hit.score)
     fused, exact = fuse_legs(lists, spec, exact_match)
     names = spec.active(lists)
+    if window is not None:
+        window.extend(best[f.item] for f in fused)
     fused = fused[offset : offset + k]
     timings["fusion"] = elapsed_ms(t)
     positions = [{key: (r, s) for r, (key, s) in enumerate(lists[leg], start=1)} for leg in names]
@@ -79,13 +87,17 @@ def to_result(
             if f.item in pos
         }
     price = payload.get("price")
+    product_id = str(payload.get("product_id", ""))
+    image = ranked[0] if ranked else str(payload.get("image_file", own[0]))
     return SearchResult(
-        product_id=str(payload.get("product_id", "")),
+        product_id=product_id,
         title=str(payload.get("title", "")),
         category=str(payload.get("category_path", "")),
         score=f.score,
-        image=ranked[0] if ranked else str(payload.get("image_file", own[0])),
+        image=image,
         matched_images=ranked,
+        image_url=next(iter(image_urls(product_id, own, [image])), ""),
+        matched_image_urls=image_urls(product_id, own, ranked),
         price=float(price) if isinstance(price, (int, float)) else None,
         ranks=ranks,
         exact_match=exact,

@@ -72,6 +72,10 @@ class SearchBody(BaseModel):
     predict_category: bool | None = Field(
         default=None, description="Photo queries: restrict image legs to the predicted category."
     )
+    facets: bool = Field(
+        default=False,
+        description="Also count the fused candidates per category (levels 1-2): `facets`.",
+    )
 
     @field_validator("q")
     @classmethod
@@ -104,6 +108,13 @@ class SearchResult(BaseModel):
     matched_images: list[str] = Field(
         default_factory=list, description="Images of this product that the image legs found."
     )
+    image_url: str = Field(
+        default="",
+        description="URL of `image`; `?w=160|320|640` picks the thumbnail width (default 320).",
+    )
+    matched_image_urls: list[str] = Field(
+        default_factory=list, description="URLs of `matched_images`, in the same order."
+    )
     price: float | None = None
     ranks: dict[str, int] = Field(
         default_factory=dict, description="Rank (from 1) of this result in each leg that found it."
@@ -121,6 +132,11 @@ class PredictedCategory(BaseModel):
     applied: bool = Field(description="Whether the image legs were restricted to it.")
 
 
+class FacetCount(BaseModel):
+    value: str = Field(description="A category path of depth 1 or 2.")
+    count: int = Field(description="Fused candidates (products, or images) in it.")
+
+
 class ProfileRef(BaseModel):
     name: str
     version: int
@@ -135,6 +151,13 @@ class SearchResponse(BaseModel):
     fusion: FusionSpec
     offset: int = 0
     predicted_category: PredictedCategory | None = None
+    facets: dict[str, list[FacetCount]] | None = Field(
+        default=None,
+        description=(
+            'With `facets: true`: {"category": [{value, count}]} over every fused candidate '
+            "(not only this page), most frequent first."
+        ),
+    )
 
 
 class Product(BaseModel):
@@ -146,3 +169,4 @@ class Product(BaseModel):
     year: int | None = None
     attributes: dict[str, str] = Field(default_factory=dict)
     images: list[str]
+    image_urls: list[str] = Field(default_factory=list, description="URLs of `images`.")

@@ -15,12 +15,14 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from app.profiles.model import DEFAULT_PROFILE, FusionProfile
 from app.profiles.repository import ProfileRepository
 from app.search.checks import QueryChecks, store_filter
 from app.search.encode import QueryEmbedder, QueryEncoder
-from app.search.errors import NotFoundError, QueryError
+from app.search.errors import QueryError
+from app.search.facets import CATEGORY_KEY, category_facets
 from app.search.query import SearchQuery
 from app.search.ranking import LegList, group_hits
 from app.search.recommend import Recommender
@@ -28,16 +30,9 @@ from app.search.results import fuse_page
 from app.search.running import LegRunner
 from app.search.schemas import Filters, Product, ProfileRef, SearchResponse
 from app.search.timing import elapsed_ms
-from app.store import SearchFilter, VectorStore
+from app.store import Hit, SearchFilter, VectorStore
 
-# Re-exported while callers move to the names' own modules (query, errors, encode).
-__all__ = [
-    "NotFoundError",
-    "QueryEncoder",
-    "QueryError",
-    "SearchQuery",
-    "SearchService",
-]
+__all__ = ["SearchService"]
 
 
 class SearchService:
@@ -94,6 +89,7 @@ class SearchService:
         for leg in wanted:
             timings[f"leg_{leg}"] = done[leg][1]
 
+        window: list[Hit] | None = [] if query.facets else None
         results = fuse_page(
             [(leg, done[leg][0]) for leg in wanted],
             prep.spec,
@@ -103,7 +99,13 @@ class SearchService:
             query.group_by_product,
             timings,
             exact_match=prep.profile.exact_match,
+            window=window,
         )
+        facets = None
+        if window is not None:
+            t = time.perf_counter()
+            facets = {CATEGORY_KEY: category_facets(self.store, window)}
+            timings["facets"] = elapsed_ms(t)
         timings["total"] = elapsed_ms(started)
         return SearchResponse(
             results=results,
@@ -114,6 +116,7 @@ class SearchService:
             fusion=prep.spec,
             offset=query.offset,
             predicted_category=predicted,
+            facets=facets,
         )
 
     def leg_lists(self, query: SearchQuery) -> dict[str, LegList]:
@@ -130,6 +133,10 @@ class SearchService:
 
     def product(self, product_id: str) -> Product:
         return self._recommender.product(product_id)
+
+    def image_path(self, product_id: str, index: int) -> Path:
+        """The file of a product's ``index``-th image; ``NotFoundError`` unless the store has it."""
+        return self._recommender.image_path(product_id, index)
 
     def similar(
         self, product_id: str, k: int = 10, offset: int = 0, filters: Filters | None = None

@@ -198,6 +198,12 @@ class VectorStore(Protocol):
     def product_points(self, product_id: str) -> list[Hit]:
         """Every point (image) of one product, with payloads; empty when it is unknown."""
 
+    def facet(self, key: str, ids: Sequence[str], limit: int = 1_000) -> list[tuple[str, int]]:
+        """How many of the points ``ids`` hold each value of payload ``key``, most first.
+
+        An array payload (``category``: the path and its ancestors) counts once per value.
+        """
+
     def scan(self, fields: Sequence[str]) -> Iterator[Hit]:
         """Every point, with only the payload ``fields`` (score 0): what ingest compares against."""
 

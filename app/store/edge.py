@@ -318,6 +318,14 @@ class EdgeStore:
             if offset is None:
                 return
 
+    def facet(self, key: str, ids: Sequence[str], limit: int = 1_000) -> list[tuple[str, int]]:
+        if self._shard is None or not ids:
+            return []
+        # counted by the engine over exactly these points (exact, not the estimate)
+        only = qe.Filter(must=[qe.HasIdCondition(set(ids))])
+        found = self._shard.facet(qe.FacetRequest(key=key, limit=limit, exact=True, filter=only))
+        return [(str(h.value), int(h.count)) for h in found.hits]
+
     def count(self, flt: SearchFilter | None = None) -> int:
         if self._shard is None:
             return 0

@@ -6,6 +6,7 @@ every other test here checks the API's contract, on the fake encoder.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 from collections.abc import Iterator
@@ -176,3 +177,72 @@ def test_an_unsaved_fusion_is_graded_beside_the_profile(client: TestClient) -> N
         headers=ADMIN,
     )
     assert bad.status_code == 422 and "nope" in bad.text
+
+
+def test_a_sets_queries_are_listed_with_their_photos(
+    client: TestClient, mini_queries: Path
+) -> None:
+    body = client.get("/v1/eval/query-sets/mini/queries", headers=ADMIN).json()
+    queries = body["queries"]
+    photos = [q for q in queries if q["kind"] == "image"]
+    typed = [q for q in queries if q["kind"] == "text"]
+    assert len(photos) == 8 and len(typed) == 12
+    assert all(q["text"] for q in typed) and all(q["query_key"].startswith("text:") for q in typed)
+    first = photos[0]
+    sent = client.get(first["image_url"], headers=ADMIN)
+    assert sent.status_code == 200 and sent.headers["content-type"] == "image/jpeg"
+    on_disk = (mini_queries / "images" / first["label"]).read_bytes()
+    assert sent.content == on_disk  # byte for byte: its sha256 is the judgement key
+    assert first["query_key"] == "image:" + hashlib.sha256(on_disk).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/v1/eval/query-sets/nope/queries", 404),
+        ("/v1/eval/query-sets/mini/photos/999", 404),
+        ("/v1/eval/query-sets/mini/photos/-1", 422),
+    ],
+)
+def test_unknown_sets_and_photos_are_404(client: TestClient, path: str, status: int) -> None:
+    resp = client.get(path, headers=ADMIN)
+    assert resp.status_code == status, resp.text
+    assert resp.json()["detail"]
+
+
+def test_a_typed_querys_position_has_no_photo(client: TestClient) -> None:
+    queries = client.get("/v1/eval/query-sets/mini/queries", headers=ADMIN).json()["queries"]
+    text_at = next(i for i, q in enumerate(queries) if q["kind"] == "text")
+    resp = client.get(f"/v1/eval/query-sets/mini/photos/{text_at}", headers=ADMIN)
+    assert resp.status_code == 404
+    assert "no photo" in resp.json()["detail"]
+
+
+def test_set_queries_need_the_key(client: TestClient) -> None:
+    assert client.get("/v1/eval/query-sets/mini/queries").status_code == 401
+    assert client.get("/v1/eval/query-sets/mini/photos/0").status_code == 401
+
+
+def test_worst_lists_the_lowest_scoring_queries_of_each_blend(client: TestClient) -> None:
+    # typed queries through text→image alone: the fake encoder's text and image vectors are
+    # unrelated, so this blend must miss typed queries that the profile gets right
+    edited = {"method": "rrf", "weights": {"bm25": 0, "text_text": 0, "text_image": 1}}
+    doc = client.post(
+        "/v1/eval/run", headers=ADMIN, json={"query_set": "mini", "fusion": edited, "worst": 15}
+    ).json()
+    for worst in (doc["worst"], doc["variants"]["fusion"]["worst"]):
+        assert len(worst) <= 15
+        scores = [(w["ndcg@10"], w["mrr"]) for w in worst]
+        assert scores == sorted(scores)
+        assert all(w["ndcg@10"] < 1 and w["results"] is not None for w in worst)
+    # the edited blend's worst list is its own
+    typed_worst = [w for w in doc["variants"]["fusion"]["worst"] if w["kind"] == "text"]
+    assert typed_worst, "text→image alone should miss some typed query"
+    assert doc["variants"]["fusion"]["worst"] != doc["worst"]
+    plain = client.post("/v1/eval/run", headers=ADMIN, json={"query_set": "mini"}).json()
+    assert "worst" not in plain
+
+
+def test_worst_is_bounded(client: TestClient) -> None:
+    resp = client.post("/v1/eval/run", headers=ADMIN, json={"query_set": "mini", "worst": 101})
+    assert resp.status_code == 422

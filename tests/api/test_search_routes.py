@@ -47,6 +47,8 @@ def test_json_multipart_and_get_agree(client: TestClient) -> None:
         "score",
         "image",
         "matched_images",
+        "image_url",
+        "matched_image_urls",
         "price",
         "ranks",
         "exact_match",
@@ -126,3 +128,54 @@ def test_healthz(client: TestClient) -> None:
     assert body["provider"] == "CPUExecutionProvider"
     assert body["store"]["points"] == 50
     assert body["store"]["backend"] == "qdrant-edge"
+
+
+def _levels(path: str) -> list[str]:
+    parts = path.split("/")
+    return ["/".join(parts[: i + 1]) for i in range(min(2, len(parts)))]
+
+
+def test_facets_count_every_fused_candidate_by_category(client: TestClient) -> None:
+    from collections import Counter
+
+    # the mini catalog has 50 products and k may be 50: the page is the whole fused window,
+    # so the categories of the results are the oracle for the engine's counts
+    body = client.post("/v1/search", json={"q": "men", "k": 50, "facets": True}).json()
+    window = body["results"]
+    expected = Counter(level for r in window for level in _levels(r["category"]))
+    got = {f["value"]: f["count"] for f in body["facets"]["category"]}
+    assert got == dict(expected)
+    counts = [f["count"] for f in body["facets"]["category"]]
+    assert counts == sorted(counts, reverse=True)
+    assert "facets" in body["timings_ms"]
+
+
+def test_facets_cover_the_window_not_the_page(client: TestClient) -> None:
+    page = client.post("/v1/search", json={"q": "men", "k": 3, "facets": True}).json()
+    whole = client.post("/v1/search", json={"q": "men", "k": 50, "facets": True}).json()
+    assert page["facets"] == whole["facets"]
+    assert sum(f["count"] for f in page["facets"]["category"] if "/" not in f["value"]) > 3
+
+
+def test_facets_in_multipart_and_get_and_off_by_default(client: TestClient) -> None:
+    plain = client.post("/v1/search", json={"q": "men"}).json()
+    assert plain["facets"] is None
+    form = client.post("/v1/search", data={"q": "men", "facets": "true"}).json()
+    url = client.get("/v1/search", params={"q": "men", "facets": "true"}).json()
+    body = client.post("/v1/search", json={"q": "men", "facets": True}).json()
+    assert form["facets"] == body["facets"] == url["facets"]
+    photo = client.post(
+        "/v1/search", data={"facets": "true"}, files={"image": ("p.png", _png(), "image/png")}
+    ).json()
+    assert photo["facets"]["category"]
+
+
+def test_a_facet_value_filters_to_its_count(client: TestClient) -> None:
+    body = client.post("/v1/search", json={"q": "men", "k": 50, "facets": True}).json()
+    chip = next(f for f in body["facets"]["category"] if "/" in f["value"])
+    narrowed = client.post(
+        "/v1/search",
+        json={"q": "men", "k": 50, "filters": {"category": chip["value"]}},
+    ).json()["results"]
+    assert narrowed and len(narrowed) <= chip["count"]
+    assert all(r["category"].startswith(chip["value"]) for r in narrowed)

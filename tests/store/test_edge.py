@@ -234,3 +234,16 @@ def test_a_store_of_an_older_format_asks_for_replace_model(tmp_path: Path) -> No
     old.ensure_collection(DIM, "m")
     assert old.info().extra["format"] == 2
     old.close()
+
+
+def test_facet_counts_only_the_given_points(store: EdgeStore) -> None:
+    from collections import Counter
+
+    chosen = [f"p{i}" for i in (0, 1, 3, 4, 6, 9, 12, 2)]
+    ids = [point_id(p, f"{p}.jpg") for p in chosen]
+    cats = ["Apparel/Topwear/Shirts", "Apparel/Bottomwear/Jeans", "Grocery/Fruit/Apple"]
+    oracle = Counter(level for p in chosen for level in category_ancestors(cats[int(p[1:]) % 3]))
+    got = store.facet("category", ids)
+    assert dict(got) == dict(oracle)
+    assert [n for _, n in got] == sorted((n for _, n in got), reverse=True)
+    assert store.facet("category", []) == []

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import threading
 from typing import Annotated, Any
+from urllib.parse import quote
 
-from fastapi import APIRouter, Body, HTTPException
+from fastapi import APIRouter, Body, HTTPException, Response
+from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,6 +21,7 @@ router = APIRouter(prefix="/v1/eval", tags=["evaluation"], dependencies=[AdminDe
 # An evaluation runs every query several times (fused, then each leg alone); two at once would
 # only halve each other's speed and the shoppers' with them, so a second one is turned away.
 _running = threading.Lock()
+SetName = Annotated[str, PathParam(min_length=1, max_length=64, description="Query set name.")]
 
 
 class EvalRunBody(BaseModel):
@@ -31,12 +34,70 @@ class EvalRunBody(BaseModel):
         default=None,
         description="An unsaved blend to grade beside the profile's (reported under 'variants').",
     )
+    worst: int = Field(
+        default=0,
+        ge=0,
+        le=100,
+        description="List this many lowest-scoring queries of each blend ('worst').",
+    )
 
 
 @router.get("/query-sets")
 async def list_query_sets(sets: QuerySetsDep) -> dict[str, Any]:
-    found = await run_in_threadpool(sets.list)
+    found = await run_in_threadpool(sets.summaries)
     return {"query_sets": [vars(s) for s in found]}
+
+
+@router.get("/query-sets/{name}/queries")
+async def query_set_queries(name: SetName, sets: QuerySetsDep) -> dict[str, Any]:
+    """The set's queries, in order: text, judgement key, answers, and a URL for each photo."""
+    try:
+        queries = await run_in_threadpool(sets.load, name)
+    except QuerySetError as exc:
+        raise HTTPException(404, str(exc)) from exc
+    base = f"/v1/eval/query-sets/{quote(name, safe='')}/photos"
+    return {
+        "query_set": name,
+        "queries": [
+            {
+                "query_id": q.query_id,
+                "kind": q.kind,
+                "label": q.label,
+                "text": q.text,
+                "query_key": q.key,
+                "query_type": q.query_type,
+                "category": q.category,
+                "relevant": sorted(q.relevant),
+                "image_url": f"{base}/{i}" if q.kind == "image" else None,
+            }
+            for i, q in enumerate(queries)
+        ],
+    }
+
+
+@router.get(
+    "/query-sets/{name}/photos/{index}",
+    response_class=Response,
+    responses={200: {"content": {"image/*": {}}, "description": "The photo as stored."}},
+)
+async def query_set_photo(
+    name: SetName, index: Annotated[int, PathParam(ge=0)], sets: QuerySetsDep
+) -> Response:
+    """The photo of the set's ``index``-th query (from 0), byte for byte as it was stored."""
+    try:
+        data = await run_in_threadpool(sets.photo, name, index)
+    except QuerySetError as exc:
+        raise HTTPException(404, str(exc)) from exc
+    return Response(data, media_type=_image_type(data), headers={"Cache-Control": "private"})
+
+
+def _image_type(data: bytes) -> str:
+    for magic, kind in ((b"\xff\xd8", "jpeg"), (b"\x89PNG", "png"), (b"GIF8", "gif")):
+        if data.startswith(magic):
+            return f"image/{kind}"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return "application/octet-stream"
 
 
 @router.post("/run")
@@ -66,6 +127,7 @@ def run_eval(
             fusions={"fusion": body.fusion} if body.fusion is not None else None,
             profile=body.profile,
             judgements=qrels,
+            worst=body.worst,
         )
     finally:
         _running.release()

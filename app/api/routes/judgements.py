@@ -120,10 +120,21 @@ async def list_judgements(
     judge: Annotated[str | None, Query(description="Only this judge's marks.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
+    query: Annotated[
+        str | None,
+        Query(max_length=MAX_TEXT_CHARS, description="Only this typed query (its text key)."),
+    ] = None,
 ) -> dict[str, Any]:
     """Marks matching every filter given, newest first, with the total that match."""
+    if query is not None:
+        if query_key is not None:
+            raise HTTPException(422, "give query or query_key, not both")
+        try:
+            query_key = text_key(query)
+        except ValueError as exc:
+            raise HTTPException(422, f"query: {exc}") from exc
     total = await run_in_threadpool(judgements.count, query_key, product_id, judge)
-    marks = await run_in_threadpool(judgements.list, query_key, product_id, judge, limit, offset)
+    marks = await run_in_threadpool(judgements.find, query_key, product_id, judge, limit, offset)
     return {"total": total, "judgements": [_out(m) for m in marks]}
 
 

@@ -32,6 +32,7 @@ _FORM_FIELDS = (
     "explain",
     "group_by_product",
     "predict_category",
+    "facets",
 )
 _JSON_FORM_FIELDS = ("filters", "crop", "fusion")
 _MULTIPART_SCHEMA: dict[str, Any] = {
@@ -46,6 +47,7 @@ _MULTIPART_SCHEMA: dict[str, Any] = {
         "explain": {"type": "boolean", "default": False},
         "group_by_product": {"type": "boolean", "default": True},
         "predict_category": {"type": "boolean"},
+        "facets": {"type": "boolean", "default": False},
         "filters": {"type": "string", "description": "JSON object, as in the JSON body."},
         "crop": {"type": "string", "description": 'JSON {"x0","y0","x1","y1"} in 0..1.'},
         "fusion": {"type": "string", "description": 'JSON {"method","k","weights","floors"}.'},
@@ -133,6 +135,7 @@ async def search_get(
     profile: Annotated[str | None, Query(description="Fusion profile name.")] = None,
     explain: Annotated[bool, Query(description="Per result: each leg's share.")] = False,
     group_by_product: Annotated[bool, Query()] = True,
+    facets: Annotated[bool, Query(description="Count candidates per category.")] = False,
 ) -> Any:
     """Typed query in the URL (shareable links); the POST form has every option."""
     try:
@@ -147,6 +150,7 @@ async def search_get(
         profile=profile,
         explain=explain,
         group_by_product=group_by_product,
+        facets=facets,
     )
     return await run_in_threadpool(service.search, query)
 

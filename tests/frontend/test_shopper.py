@@ -222,6 +222,8 @@ def test_more_like_this_and_more_results(site: str, browser: Any, viewport: dict
     _wait_results(page)
     similar = _cards(page)
     assert similar and target not in similar
+    # a neighbour list has no paging and no category chips
+    assert not page.is_visible("#facets") and not page.is_visible("#more")
     screenshot(page, "shopper-similar")
     page.click("#context button")
     page.wait_for_selector("#context", state="hidden")
@@ -258,6 +260,10 @@ def test_a_12mp_photo_is_downscaled_before_upload(
 
 def test_nothing_scrolls_sideways_at_360_px(site: str, browser: Any) -> None:
     page = new_page(browser, {"width": 360, "height": 740})
+    page.goto(site + "/")
+    # before any search: the photo target and a hint, nothing else
+    assert page.is_visible("#picker") and not page.is_visible("#more")
+    assert not page.is_visible("#facets") and not page.is_visible("#cropper")
     page.goto(site + "/?q=men")
     _wait_results(page)
     _no_sideways_scroll(page)

@@ -307,3 +307,9 @@ def test_a_form_upload_is_refused_with_a_hint(client: TestClient) -> None:
         headers=ADMIN,
     )
     assert resp.status_code == 415 and "text/csv" in resp.json()["detail"]
+
+
+def test_a_huge_offset_is_a_422_not_a_500(client: TestClient) -> None:
+    resp = client.get("/v1/judgements", params={"offset": 10**21}, headers=ADMIN)
+    assert resp.status_code == 422
+    assert resp.json()["detail"]

@@ -31,6 +31,8 @@ router = APIRouter(prefix="/v1/judgements", tags=["judgements"], dependencies=[A
 # An import is parsed in memory; this bounds what one request can make the server hold.
 MAX_IMPORT_BYTES = 20 * 1024 * 1024
 IMPORT_SOURCE = "upload"
+# SQLite's OFFSET is a 64-bit integer: a larger one was a 500, not a 422
+MAX_LIST_OFFSET = 1_000_000_000
 
 
 class JudgementBody(BaseModel):
@@ -119,7 +121,7 @@ async def list_judgements(
     product_id: Annotated[str | None, Query(description="Only this product.")] = None,
     judge: Annotated[str | None, Query(description="Only this judge's marks.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_LIST_OFFSET)] = 0,
     query: Annotated[
         str | None,
         Query(max_length=MAX_TEXT_CHARS, description="Only this typed query (its text key)."),

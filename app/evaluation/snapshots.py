@@ -42,7 +42,7 @@ class SnapshotError(ValueError):
 class SnapshotParams:
     """The evaluation's distortion ranges (kept apart from the training ones on purpose)."""
 
-    fill: tuple[float, float] = (0.5, 0.85)  # product's longer side / frame's shorter side
+    fill: tuple[float, float] = (0.7, 0.92)  # product's size / the largest that fits the frame
     corner_shift: float = 0.08  # perspective: corner moves, as a fraction of the side
     tilt_degrees: float = 15.0
     temperature: float = 0.18  # warm/cool white balance: red up and blue down, or the reverse
@@ -73,9 +73,10 @@ def _surface(size: tuple[int, int], rng: random.Random) -> Image.Image:
 
 
 def place_on_surface(img: Image.Image, rng: random.Random, p: SnapshotParams) -> Image.Image:
-    """The product, scaled to ``p.fill`` of the frame, somewhere on a new surface."""
+    """The product, ``p.fill`` of the largest size that fits, somewhere on a new surface."""
     frame = _surface(FRAME, rng)
-    k = rng.uniform(*p.fill) * min(FRAME) / max(img.size)
+    # Shoppers fill the screen with what they photograph; the surface shows around it.
+    k = rng.uniform(*p.fill) * min(FRAME[0] / img.width, FRAME[1] / img.height)
     item = img.resize((round(img.width * k), round(img.height * k)), Image.Resampling.LANCZOS)
     # Off-centre, as shoppers frame things, but never cut off: the whole product stays in view.
     x = rng.randint(0, FRAME[0] - item.width)

@@ -7,7 +7,7 @@ of registration is the order ``snapshop --help`` lists them in.
 
 from __future__ import annotations
 
-from app.cli import bench, evaluate, ingest, judgements, model, querysets, search
+from app.cli import bench, evaluate, ingest, judgements, model, queries, querysets, search
 from app.cli.root import app
 
 app.command()(ingest.ingest)
@@ -20,6 +20,7 @@ app.add_typer(model.app, name="model")
 app.add_typer(bench.app, name="bench")
 app.add_typer(judgements.app, name="judgements")
 app.add_typer(querysets.app, name="queryset")
+app.add_typer(queries.app, name="queries")
 
 __all__ = ["app", "main"]
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from app.search.leg_names import (
     BM25,
+    IMAGE_INSTANCE,
     IMAGE_TO_IMAGE,
     IMAGE_TO_TEXT,
     LEGS,
@@ -84,7 +85,8 @@ class ProfileSettings(FusionSpec):
         le=1,
         description=(
             "A product whose photo has at least this cosine with the query photo is the very "
-            "item: listed first, marked exact_match, whatever the other legs say. null = off."
+            "item: listed first, marked exact_match, whatever the other legs say. The cosine "
+            "is the instance vector's where the image_instance leg ran. null = off."
         ),
     )
 
@@ -124,6 +126,10 @@ DEFAULT_PROFILE = FusionProfile(
     weights={
         IMAGE_TO_IMAGE: 1.0,
         IMAGE_TO_TEXT: 2.0,
+        # The identity leg: as strong as the strongest photo leg, so the very product photographed
+        # (top of this leg) wins RRF ties against look-alikes that only share its text; skipped
+        # where the store has no instance vectors. To be retuned on the dev snapshots.
+        IMAGE_INSTANCE: 2.0,
         TEXT_TO_IMAGE: 0.5,
         TEXT_TO_TEXT: 1.0,
         BM25: 20.0,

@@ -15,6 +15,13 @@ from app.embedding.training.data import load_training_data
 from app.embedding.training.loop import TrainReport, build_model, fit, train
 from app.embedding.training.losses import instance_supcon
 from app.embedding.training.recipe import Recipe
+from app.search.leg_names import IMAGE_INSTANCE, IMAGE_TO_IMAGE
+from app.search.query import SearchQuery
+from app.search.service import SearchService
+from app.store import INSTANCE_VECTOR, EdgeStore, StoreError
+from ingestion.catalog import read_catalog
+from ingestion.pipeline import ingest_catalog
+from tests.fakes import INSTANCE_DIM, FakeEncoder, InstanceFakeEncoder
 
 TINY = {"image_size": 64, "batch_size": 16, "warmup_steps": 2, "context_length": 24}
 
@@ -83,3 +90,82 @@ def test_supcon_pulls_views_together() -> None:
     good = instance_supcon(aligned, products, categories, 0.1, 2.0)
     bad = instance_supcon(crossed, products, categories, 0.1, 2.0)
     assert float(good) < float(bad)
+
+
+def test_ingest_writes_the_instance_vector_and_search_serves_its_leg(
+    trained: tuple[Path, TrainReport], mini_catalog: Path, tmp_path: Path
+) -> None:
+    bundle, _ = trained
+    encoder = Encoder(bundle, device="cpu")
+    store = EdgeStore(tmp_path / "qdrant")
+    try:
+        report = ingest_catalog(mini_catalog, store, encoder)
+        assert report.images > 0
+        assert INSTANCE_VECTOR in store.dense_vectors()
+        assert store.info().extra["instance_dim"] == 32
+        catalog = read_catalog(mini_catalog)
+        product = catalog.products[3]
+        points = store.product_points(product.product_id)
+        vectors = store.vectors([points[0].id])[points[0].id]
+        assert vectors[INSTANCE_VECTOR].shape == (32,)
+        photo = catalog.image_path(product.image_files[0]).read_bytes()
+        _, inst = encoder.encode_images_with_instance([load_image(photo)])
+        assert float(vectors[INSTANCE_VECTOR] @ inst[0]) > 0.999  # the same upsert, same photo
+
+        service = SearchService(store, encoder)
+        try:
+            response = service.search(SearchQuery(image=photo, k=5, explain=True))
+            assert IMAGE_INSTANCE in response.legs
+            top = response.results[0]
+            assert top.product_id == product.product_id
+            assert top.ranks[IMAGE_INSTANCE] == 1
+            assert top.exact_match  # its own photo: instance cosine 1
+        finally:
+            service.close()
+    finally:
+        store.close()
+
+
+def test_the_leg_is_skipped_without_instance_vectors(
+    fake_encoder: FakeEncoder, mini_catalog: Path, tmp_path: Path
+) -> None:
+    store = EdgeStore(tmp_path / "qdrant")
+    try:
+        ingest_catalog(mini_catalog, store, fake_encoder)
+        assert INSTANCE_VECTOR not in store.dense_vectors()
+        photo = next((mini_catalog / "images").iterdir()).read_bytes()
+        # A model with an instance head over a store without instance vectors: skipped.
+        service = SearchService(store, InstanceFakeEncoder())
+        try:
+            legs = service.search(SearchQuery(image=photo)).legs
+            assert IMAGE_INSTANCE not in legs and IMAGE_TO_IMAGE in legs
+        finally:
+            service.close()
+        # The store refuses another model's (or another instance size's) vectors.
+        with pytest.raises(StoreError, match="instance dim"):
+            store.ensure_collection(fake_encoder.dim, fake_encoder.model_id, (), INSTANCE_DIM)
+    finally:
+        store.close()
+
+
+def test_fake_instance_encoder_serves_the_leg_for_every_image_of_a_product(
+    mini_catalog: Path, tmp_path: Path
+) -> None:
+    encoder = InstanceFakeEncoder()
+    store = EdgeStore(tmp_path / "qdrant")
+    try:
+        ingest_catalog(mini_catalog, store, encoder)
+        catalog = read_catalog(mini_catalog)
+        service = SearchService(store, encoder, micro_batch=True)
+        try:
+            for product in catalog.products[:5]:
+                for name in product.image_files:
+                    photo = catalog.image_path(name).read_bytes()
+                    response = service.search(SearchQuery(image=photo, k=3))
+                    assert IMAGE_INSTANCE in response.legs
+                    assert response.results[0].product_id == product.product_id
+                    assert name in response.results[0].matched_images
+        finally:
+            service.close()
+    finally:
+        store.close()

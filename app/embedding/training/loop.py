@@ -78,17 +78,21 @@ class _Batches:
 
     def _produce(self) -> None:
         data, recipe, batch_size, rng = self._args
+        catalog_of = {s.product: s for s in reversed(data.catalog)}  # a product's first image
         try:
             while not self._stop.is_set():
-                # With the instance head, a second view of every image follows the first
-                # (view-major): the two are the positive pair of the instance loss.
-                n_views = 2 if recipe.instance_dim > 0 else 1
                 for batch in epoch_batches(data, batch_size, recipe.photo_repeats, rng):
-                    views = [
-                        snapshot(s.image, recipe.image_size, rng)
-                        for _ in range(n_views)
-                        for s in batch
-                    ]
+                    views = [snapshot(s.image, recipe.image_size, rng) for s in batch]
+                    if recipe.instance_dim > 0:
+                        # A second view per sample (view-major), the instance loss's positive:
+                        # of the same catalog image, or for a shopper photo of its product's
+                        # catalog image, so identity also holds across real re-photographs.
+                        views += [
+                            snapshot(catalog_of.get(s.product, s).image, recipe.image_size, rng)
+                            if s.is_photo
+                            else snapshot(s.image, recipe.image_size, rng)
+                            for s in batch
+                        ]
                     pixels = torch.from_numpy(to_array(views, IMAGENET_MEAN, IMAGENET_STD))
                     item = (
                         pixels.contiguous(memory_format=torch.channels_last),

@@ -50,8 +50,11 @@ def point_record(
     content_hash: str,
     image_vector: np.ndarray,
     text_vector: np.ndarray,
+    instance_vector: np.ndarray | None = None,
 ) -> PointRecord:
-    """The point of one catalog image: both vectors, the BM25 text and the payload.
+    """The point of one catalog image: its vectors, the BM25 text and the payload.
+
+    ``instance_vector``: the photo's identity embedding, where the model has one.
 
     ``content_hash`` is the product's (see ``pipeline.product_hash``): a re-run compares it to
     decide whether the point must be written again.
@@ -62,4 +65,5 @@ def point_record(
         text_vector=text_vector,
         text=product_text(product),
         payload={**image_payload(product, image_file, image_path), "content_hash": content_hash},
+        instance_vector=instance_vector,
     )

@@ -47,7 +47,10 @@ class IngestEncoder(Protocol):
 
     def preprocess(self, images: Sequence[Image.Image]) -> np.ndarray: ...
 
-    def encode_pixels(self, pixels: np.ndarray) -> np.ndarray: ...
+    @property
+    def instance_dim(self) -> int: ...
+
+    def encode_pixels_with_instance(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray: ...
 
@@ -164,13 +167,17 @@ def ingest_catalog(
     report = IngestReport(rejects=list(catalog.rejects))
     texts = {p.product_id: product_text(p) for p in catalog.products}
     try:
-        store.ensure_collection(encoder.dim, encoder.model_id, list(texts.values()))
+        store.ensure_collection(
+            encoder.dim, encoder.model_id, list(texts.values()), encoder.instance_dim
+        )
     except StoreError as exc:
         if not replace_model:
             raise
         log.warning("dropping %d points: %s", store.count(), exc)
         store.drop()
-        store.ensure_collection(encoder.dim, encoder.model_id, list(texts.values()))
+        store.ensure_collection(
+            encoder.dim, encoder.model_id, list(texts.values()), encoder.instance_dim
+        )
     existing = {
         hit.id: (str(hit.payload.get("product_id", "")), hit.payload.get("content_hash"))
         for hit in store.scan(["product_id", "content_hash"])
@@ -209,7 +216,11 @@ def ingest_catalog(
                 else:
                     good.append((job, result))
             if good:
-                vectors = encoder.encode_pixels(np.stack([px for _, px in good]))
+                # One run of the image graph gives both image vectors (instance: (N, 0) when
+                # the model has none, and the point then carries none).
+                vectors, instances = encoder.encode_pixels_with_instance(
+                    np.stack([px for _, px in good])
+                )
                 new_texts = sorted({j.product.product_id for j, _ in good} - text_vectors.keys())
                 if new_texts:
                     encoded = encoder.encode_texts([texts[pid] for pid in new_texts])
@@ -222,8 +233,9 @@ def ingest_catalog(
                         hashes[job.product.product_id],
                         vec,
                         text_vectors[job.product.product_id],
+                        inst if encoder.instance_dim else None,
                     )
-                    for (job, _), vec in zip(good, vectors, strict=True)
+                    for (job, _), vec, inst in zip(good, vectors, instances, strict=True)
                 ]
                 store.upsert(points)
                 report.embedded += len(points)

@@ -9,6 +9,8 @@ without a model bundle (no torch, no open_clip export, no ONNX session):
   that share words are close, texts that share none are near-orthogonal.
 
 Both live in one ``DIM``-dimensional space, as the real towers do, so every leg can run.
+``InstanceFakeEncoder`` adds an instance vector (the photo's 4x4 grey thumbnail, mean-centred):
+the same photo gives cosine 1, so the ``image_instance`` leg finds it.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class FakeEncoder:
     device = "cpu"
     threads = 1
     dim = DIM
+    instance_dim = 0  # no identity embedding, as in bundles without an instance head
 
     def preprocess(self, images: Sequence[Image.Image]) -> np.ndarray:
         """(N, DIM) thumbnails in 0..1; ``encode_pixels`` turns them into vectors."""
@@ -69,6 +72,17 @@ class FakeEncoder:
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         return self.encode_pixels(self.preprocess(images))
 
+    def instance_of(self, pixels: np.ndarray) -> np.ndarray:
+        return np.empty((len(pixels), 0), dtype=np.float32)
+
+    def encode_pixels_with_instance(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.encode_pixels(pixels), self.instance_of(pixels)
+
+    def encode_images_with_instance(
+        self, images: Sequence[Image.Image]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        return self.encode_pixels_with_instance(self.preprocess(images))
+
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         if isinstance(texts, str):
             raise TypeError("encode_texts expects a sequence of strings, not one string")
@@ -78,3 +92,23 @@ class FakeEncoder:
                 col, sign = _bucket(token)
                 out[row, col] += sign
         return _unit_rows(out)
+
+
+INSTANCE_THUMB = 4
+INSTANCE_DIM = INSTANCE_THUMB * INSTANCE_THUMB
+
+
+class InstanceFakeEncoder(FakeEncoder):
+    """``FakeEncoder`` plus an instance vector: the photo's grey 4x4 thumbnail, mean-centred."""
+
+    model_id = "fake-thumbnail-hash-instance-v1"
+    instance_dim = INSTANCE_DIM
+
+    def instance_of(self, pixels: np.ndarray) -> np.ndarray:
+        rgb = pixels.reshape(len(pixels), THUMB, THUMB, 3).mean(axis=3)
+        step = THUMB // INSTANCE_THUMB
+        grey = rgb.reshape(len(pixels), INSTANCE_THUMB, step, INSTANCE_THUMB, step).mean(
+            axis=(2, 4)
+        )
+        flat = grey.reshape(len(pixels), -1)
+        return _unit_rows(flat - flat.mean(axis=1, keepdims=True))

@@ -45,7 +45,7 @@ def naive_ingest(catalog_dir: Path, store: EdgeStore, encoder: Encoder) -> int:
     """One image at a time: decode, embed, embed the text, write. Returns points written."""
     catalog = read_catalog(catalog_dir)
     texts = [product_text(p) for p in catalog.products]
-    store.ensure_collection(encoder.dim, encoder.model_id, texts)
+    store.ensure_collection(encoder.dim, encoder.model_id, texts, encoder.instance_dim)
     written = 0
     for product, text in zip(catalog.products, texts, strict=True):
         digest = product_hash(product, catalog)
@@ -55,9 +55,10 @@ def naive_ingest(catalog_dir: Path, store: EdgeStore, encoder: Encoder) -> int:
                 image = load_image(path)
             except Exception:  # same outcome as the pipeline: a reject, not a crash
                 continue
-            (image_vec,) = encoder.encode_images([image])
+            images, instances = encoder.encode_images_with_instance([image])
             (text_vec,) = encoder.encode_texts([text])
-            store.upsert([point_record(product, name, path, digest, image_vec, text_vec)])
+            inst = instances[0] if encoder.instance_dim else None
+            store.upsert([point_record(product, name, path, digest, images[0], text_vec, inst)])
             written += 1
     return written
 

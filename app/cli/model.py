@@ -100,6 +100,14 @@ def model_train(
     category_head: Annotated[
         bool, typer.Option(help="Auxiliary heads predicting category, colour and gender.")
     ] = True,
+    instance_dim: Annotated[
+        int | None,
+        typer.Option(help="Size of the instance (identity) embedding; 0 = no instance head."),
+    ] = None,
+    instance_weight: Annotated[
+        float | None,
+        typer.Option(help="Weight of the multi-view instance loss beside the text loss."),
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing bundle.")] = False,
 ) -> None:
     """Train a CLIP-style dual encoder on a catalog, offline, and write a bundle."""
@@ -116,6 +124,8 @@ def model_train(
         batch_size=batch_size,
         seed=seed,
         category_head=category_head,
+        instance_dim=instance_dim,
+        instance_weight=instance_weight,
     )
     with friendly_errors(), progress_bar("loss") as progress:
         task = progress.add_task("training", total=None, loss="")
@@ -135,6 +145,11 @@ def model_train(
     print(
         f"wrote {out_dir} ({report.manifest.model_id}): {report.steps} steps in "
         f"{report.seconds:.0f}s, {report.images_per_s:.1f} img/s, loss {first:.3f} -> {last:.3f}"
+        + (
+            " (instance {:.3f} -> {:.3f})".format(*report.loss_drop(losses=report.instance_losses))
+            if report.instance_losses
+            else ""
+        )
     )
 
 

@@ -31,6 +31,9 @@ REQUIRED_FILES = (IMAGE_MODEL_FILE, TEXT_MODEL_FILE, TOKENIZER_FILE)
 IMAGE_INPUT = "pixel_values"
 TEXT_INPUT = "input_ids"
 EMBEDDINGS_OUTPUT = "embeddings"
+# The image graph's optional second output: the instance (identity) embedding, computed from the
+# same backbone pass; present exactly when the manifest's ``instance_dim`` is above 0.
+INSTANCE_OUTPUT = "instance"
 
 
 class BundleError(Exception):
@@ -59,6 +62,9 @@ class Manifest:
     parity: dict[str, float]
     created_at: str
     extra: dict[str, Any] = field(default_factory=dict)
+    # 0: no instance output. A default, so older manifests read as "none", and older readers
+    # (which ignore unknown fields and fetch outputs by name) still load newer bundles.
+    instance_dim: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -93,6 +99,9 @@ class Manifest:
             kwargs["std"] = _triple(kwargs["std"])
             for key in ("format_version", "embed_dim", "image_size", "context_length"):
                 kwargs[key] = int(kwargs[key])
+            kwargs["instance_dim"] = int(kwargs.get("instance_dim", 0))
+            if kwargs["instance_dim"] < 0:
+                raise ValueError("'instance_dim' must not be negative")
             for key in ("tokenizer", "files", "parity", "extra"):
                 if key in kwargs and not isinstance(kwargs[key], dict):
                     raise ValueError(f"'{key}' must be an object")

@@ -16,6 +16,7 @@ from app.embedding.bundle import (
     EMBEDDINGS_OUTPUT,
     IMAGE_INPUT,
     IMAGE_MODEL_FILE,
+    INSTANCE_OUTPUT,
     TEXT_INPUT,
     TEXT_MODEL_FILE,
     BundleError,
@@ -134,6 +135,8 @@ class Encoder:
         self.manifest: Manifest = load_manifest(self.bundle_dir, verify=verify)
         self.model_id = self.manifest.model_id
         self.dim = self.manifest.embed_dim
+        # The image graph's identity embedding (0: the bundle has none, e.g. older bundles).
+        self.instance_dim = self.manifest.instance_dim
         self.max_batch = max_batch
         self.device = device
         self.threads = threads if threads and threads > 0 else default_threads()
@@ -152,6 +155,11 @@ class Encoder:
         )
         self._check_signature(self._image, IMAGE_MODEL_FILE, IMAGE_INPUT)
         self._check_signature(self._text, TEXT_MODEL_FILE, TEXT_INPUT)
+        if self.instance_dim and INSTANCE_OUTPUT not in {o.name for o in self._image.get_outputs()}:
+            raise BundleError(
+                f"{self.bundle_dir / IMAGE_MODEL_FILE}: the manifest says instance_dim "
+                f"{self.instance_dim} but the graph has no {INSTANCE_OUTPUT!r} output"
+            )
         log.info(
             "encoder %s on %s (device=%s, intra-op threads=%d, max batch %d)",
             self.model_id,
@@ -213,24 +221,35 @@ class Encoder:
                 f"{EMBEDDINGS_OUTPUT!r}, found inputs {inputs} and outputs {outputs}"
             )
 
-    def _run(self, session: ort.InferenceSession, input_name: str, batch: np.ndarray) -> np.ndarray:
+    def _run(
+        self,
+        session: ort.InferenceSession,
+        input_name: str,
+        batch: np.ndarray,
+        outputs: tuple[tuple[str, int], ...] = (),
+    ) -> list[np.ndarray]:
+        """The named ``outputs`` (name, width) of one run; default: the embeddings only."""
+        outputs = outputs or ((EMBEDDINGS_OUTPUT, self.dim),)
+        names = [name for name, _ in outputs]
         if self.provider == CUDA:
             # I/O binding: one host-to-device copy of the batch and one copy of the result
             # back, instead of ONNX Runtime staging both through its CPU allocator per run.
             binding = session.io_binding()
             binding.bind_cpu_input(input_name, np.ascontiguousarray(batch))
-            binding.bind_output(EMBEDDINGS_OUTPUT, "cuda")
+            for name in names:
+                binding.bind_output(name, "cuda")
             session.run_with_iobinding(binding)
-            out = np.asarray(binding.copy_outputs_to_cpu()[0], dtype=np.float32)
+            raws = binding.copy_outputs_to_cpu()
         else:
-            (raw,) = session.run([EMBEDDINGS_OUTPUT], {input_name: batch})
-            out = np.asarray(raw, dtype=np.float32)
-        if out.shape != (batch.shape[0], self.dim):
-            raise BundleError(
-                f"model {self.model_id} returned shape {out.shape}, "
-                f"expected ({batch.shape[0]}, {self.dim})"
-            )
-        return out
+            raws = session.run(names, {input_name: batch})
+        got = [np.asarray(raw, dtype=np.float32) for raw in raws]
+        for out, (name, width) in zip(got, outputs, strict=True):
+            if out.shape != (batch.shape[0], width):
+                raise BundleError(
+                    f"model {self.model_id} returned shape {out.shape} for {name!r}, "
+                    f"expected ({batch.shape[0]}, {width})"
+                )
+        return got
 
     def preprocess(self, images: Sequence[Image.Image]) -> np.ndarray:
         """The image tower's input for ``images``: (N, 3, S, S) float32.
@@ -245,8 +264,25 @@ class Encoder:
         out = np.empty((len(pixels), self.dim), dtype=np.float32)
         for start in range(0, len(pixels), self.max_batch):
             chunk = pixels[start : start + self.max_batch]
-            out[start : start + len(chunk)] = self._run(self._image, IMAGE_INPUT, chunk)
+            out[start : start + len(chunk)] = self._run(self._image, IMAGE_INPUT, chunk)[0]
         return _l2_normalize(out)
+
+    def encode_pixels_with_instance(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(N, dim) and (N, instance_dim) float32, L2-normalised, from one run of the graph.
+
+        Without an instance output in the bundle (``instance_dim`` 0) the second is (N, 0).
+        """
+        if not self.instance_dim:
+            return self.encode_pixels(pixels), np.empty((len(pixels), 0), dtype=np.float32)
+        out = np.empty((len(pixels), self.dim), dtype=np.float32)
+        inst = np.empty((len(pixels), self.instance_dim), dtype=np.float32)
+        wanted = ((EMBEDDINGS_OUTPUT, self.dim), (INSTANCE_OUTPUT, self.instance_dim))
+        for start in range(0, len(pixels), self.max_batch):
+            chunk = pixels[start : start + self.max_batch]
+            emb, ins = self._run(self._image, IMAGE_INPUT, chunk, wanted)
+            out[start : start + len(chunk)] = emb
+            inst[start : start + len(chunk)] = ins
+        return _l2_normalize(out), _l2_normalize(inst)
 
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         """(N, dim) float32, L2-normalised."""
@@ -256,6 +292,19 @@ class Encoder:
             out[start : start + len(chunk)] = self.encode_pixels(self.preprocess(chunk))
         return out
 
+    def encode_images_with_instance(
+        self, images: Sequence[Image.Image]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(N, dim) and (N, instance_dim) float32, L2-normalised ((N, 0) without the head)."""
+        out = np.empty((len(images), self.dim), dtype=np.float32)
+        inst = np.empty((len(images), self.instance_dim), dtype=np.float32)
+        for start in range(0, len(images), self.max_batch):
+            chunk = images[start : start + self.max_batch]
+            emb, ins = self.encode_pixels_with_instance(self.preprocess(chunk))
+            out[start : start + len(chunk)] = emb
+            inst[start : start + len(chunk)] = ins
+        return out, inst
+
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         """(N, dim) float32, L2-normalised."""
         if isinstance(texts, str):
@@ -264,7 +313,7 @@ class Encoder:
         for start in range(0, len(texts), self.max_batch):
             chunk = texts[start : start + self.max_batch]
             ids = self.tokenizer.encode_batch(chunk)
-            out[start : start + len(chunk)] = self._run(self._text, TEXT_INPUT, ids)
+            out[start : start + len(chunk)] = self._run(self._text, TEXT_INPUT, ids)[0]
         return _l2_normalize(out)
 
     def __repr__(self) -> str:

@@ -6,6 +6,7 @@ catalog and query sets, scores by brute-force cosine and reports, per route:
 - ``photo→image``: query photo vs catalog images (product = its best image);
 - ``photo→text``: query photo vs each product's text embedding (same towers, shared space);
 - ``photo→fused``: reciprocal-rank fusion of those two lists;
+- ``photo→instance``: query photo vs catalog images by the instance vector (bundles with one);
 - ``text→image`` and ``text→text``: typed query vs images / vs product texts.
 """
 
@@ -34,6 +35,7 @@ class CatalogEmbeddings:
     image_owner: np.ndarray  # product index of each image row
     images: np.ndarray  # (n_images, dim)
     texts: np.ndarray  # (n_products, dim)
+    instances: np.ndarray | None = None  # (n_images, instance_dim) where the bundle has one
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -49,7 +51,7 @@ def embed_catalog(encoder: Encoder, catalog_dir: Path) -> CatalogEmbeddings:
                 continue
             owner.append(i)
     t0 = time.perf_counter()
-    images = encoder.encode_images(pictures)
+    images, instances = encoder.encode_images_with_instance(pictures)
     t1 = time.perf_counter()
     texts = encoder.encode_texts([product_text(p) for p in catalog.products])
     t2 = time.perf_counter()
@@ -58,12 +60,16 @@ def embed_catalog(encoder: Encoder, catalog_dir: Path) -> CatalogEmbeddings:
         np.asarray(owner),
         images,
         texts,
+        instances if encoder.instance_dim else None,
         {"images": t1 - t0, "texts": t2 - t1},
     )
 
 
-def _rank_by_images(cat: CatalogEmbeddings, query: np.ndarray, k: int) -> list[str]:
-    scores = cat.images @ query
+def _rank_by_images(
+    cat: CatalogEmbeddings, query: np.ndarray, k: int, rows: np.ndarray | None = None
+) -> list[str]:
+    """Products by their best image; ``rows``: the images' vectors (default ``cat.images``)."""
+    scores = (cat.images if rows is None else rows) @ query
     order = np.argsort(-scores, kind="stable")
     ranked: list[str] = []
     seen: set[int] = set()
@@ -100,7 +106,9 @@ def evaluate(
     """Metrics per route (see module doc); ``n`` is the number of queries behind each."""
     out: dict[str, Any] = {}
     if image_queries:
-        vecs = encoder.encode_images([load_image(q.image) for q in image_queries])
+        vecs, insts = encoder.encode_images_with_instance(
+            [load_image(q.image) for q in image_queries]
+        )
         rel = [q.relevant for q in image_queries]
         by_image = [_rank_by_images(cat, v, depth) for v in vecs]
         by_text = [_rank_by_texts(cat, v, depth) for v in vecs]
@@ -113,6 +121,10 @@ def evaluate(
             ("photo→fused", fused),
         ):
             out[name] = _summary(ranked, rel)
+        if cat.instances is not None:
+            out["photo→instance"] = _summary(
+                [_rank_by_images(cat, v, depth, cat.instances) for v in insts], rel
+            )
     if text_queries:
         vecs = encoder.encode_texts([q.text for q in text_queries])
         rel = [q.relevant for q in text_queries]

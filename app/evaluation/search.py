@@ -27,7 +27,7 @@ from app.evaluation.judgements import image_key, text_key
 from app.evaluation.metrics_table import summarise
 from app.evaluation.queries import ImageQuery, TextQuery
 from app.profiles.model import FusionSpec
-from app.search.leg_names import IMAGE_LEGS, LEGS, TEXT_LEGS
+from app.search.leg_names import IMAGE_INSTANCE, IMAGE_LEGS, LEGS, TEXT_LEGS
 from app.search.query import SearchQuery
 from app.search.schemas import SearchResult
 from app.search.service import SearchService
@@ -204,6 +204,8 @@ def evaluate_search(
             records += mine if per_query else []
             worst_records[None] += mine
         for leg in legs:
+            if leg == IMAGE_INSTANCE and not service.has_instance():
+                continue  # a model or store without instance vectors has no such leg
             leg_results, leg_ms = _run(service, subset, only(leg, base), k, profile)
             out["legs"][leg] = {
                 "queries": kind,

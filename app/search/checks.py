@@ -6,12 +6,13 @@ run in a fixed order, so a request with several problems always reports the same
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.profiles.model import FusionProfile, FusionSpec
 from app.profiles.repository import ProfileError, ProfileRepository
 from app.search.errors import QueryError
-from app.search.leg_names import IMAGE_LEGS, TEXT_LEGS
+from app.search.leg_names import IMAGE_INSTANCE, IMAGE_LEGS, TEXT_LEGS
 from app.search.query import SearchQuery
 from app.search.schemas import Filters
 from app.store import SearchFilter
@@ -51,7 +52,10 @@ class QueryChecks:
         profiles: ProfileRepository | None,
         max_k: int,
         max_window: int,
+        has_instance: Callable[[], bool] = lambda: False,
     ) -> None:
+        # Asked per query: a store can gain instance vectors while the service runs (ingest).
+        self.has_instance = has_instance
         self.default_profile = default_profile
         self.profiles = profiles
         self.max_k = max_k
@@ -92,4 +96,7 @@ class QueryChecks:
         spec = query.fusion or profile.spec()
         flt = store_filter(query.filters, query.category)
         available = (IMAGE_LEGS if query.image else ()) + (TEXT_LEGS if text else ())
+        if IMAGE_INSTANCE in available and not self.has_instance():
+            # No instance vectors in the store (or none from the model): skipped, not an error.
+            available = tuple(leg for leg in available if leg != IMAGE_INSTANCE)
         return Prepared(text, profile, spec, flt, available)

@@ -22,7 +22,14 @@ class QueryEncoder(Protocol):
     @property
     def model_id(self) -> str: ...
 
+    @property
+    def instance_dim(self) -> int: ...
+
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray: ...
+
+    def encode_images_with_instance(
+        self, images: Sequence[Image.Image]
+    ) -> tuple[np.ndarray, np.ndarray]: ...
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray: ...
 
@@ -44,7 +51,13 @@ class QueryEmbedder:
         self._image_batcher: MicroBatcher[Image.Image] | None = None
         if micro_batch:
             self._text_batcher = MicroBatcher(encoder.encode_texts, name="text-batcher")
-            self._image_batcher = MicroBatcher(encoder.encode_images, name="image-batcher")
+            self._image_batcher = MicroBatcher(self._joined, name="image-batcher")
+
+    def _joined(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """Both image vectors side by side, one row per image: what the micro-batcher hands
+        out (one model run serves both; ``photo`` splits them again)."""
+        emb, inst = self.encoder.encode_images_with_instance(images)
+        return np.hstack([emb, inst])
 
     def close(self) -> None:
         for batcher in (self._text_batcher, self._image_batcher):
@@ -60,7 +73,10 @@ class QueryEmbedder:
         timings["embed_text"] = elapsed_ms(t)
         return vec
 
-    def photo(self, data: bytes, box: Crop | None, timings: dict[str, float]) -> np.ndarray:
+    def photo(
+        self, data: bytes, box: Crop | None, timings: dict[str, float]
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The photo's embedding and its instance embedding (None when the model has none)."""
         t = time.perf_counter()
         try:
             image = load_image(data)
@@ -71,8 +87,10 @@ class QueryEmbedder:
         timings["decode"] = elapsed_ms(t)
         t = time.perf_counter()
         if self._image_batcher is not None:
-            vec: np.ndarray = self._image_batcher(image)
+            row: np.ndarray = self._image_batcher(image)
         else:
-            vec = self.encoder.encode_images([image])[0]
+            emb, inst = self.encoder.encode_images_with_instance([image])
+            row = np.hstack([emb[0], inst[0]])
         timings["embed_image"] = elapsed_ms(t)
-        return vec
+        dim = len(row) - self.encoder.instance_dim
+        return row[:dim], (row[dim:] if self.encoder.instance_dim else None)

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.store import IMAGE_VECTOR, TEXT_VECTOR, Hit, SearchFilter, VectorStore
+from app.store import IMAGE_VECTOR, INSTANCE_VECTOR, TEXT_VECTOR, Hit, SearchFilter, VectorStore
 
 __all__ = [
     "bm25",
+    "image_instance",
     "image_to_image",
     "image_to_text",
     "text_to_image",
@@ -28,6 +29,21 @@ def image_to_image(
 ) -> list[Hit]:
     """Query photo against catalog photos (image tower on both sides)."""
     return store.search_dense(image_vec, limit, flt, using=IMAGE_VECTOR, min_score=min_score)
+
+
+def image_instance(
+    store: VectorStore,
+    instance_vec: np.ndarray,
+    limit: int,
+    flt: SearchFilter | None,
+    min_score: float | None = None,
+) -> list[Hit]:
+    """Query photo against catalog photos by the identity embedding: the very product, re-shot.
+
+    Each catalog image is its own point, so a product with several photos matches on any of
+    them (grouping by product keeps its best).
+    """
+    return store.search_dense(instance_vec, limit, flt, using=INSTANCE_VECTOR, min_score=min_score)
 
 
 def image_to_text(

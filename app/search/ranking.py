@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from app.profiles.model import FusionSpec
-from app.search.leg_names import IMAGE_TO_IMAGE
+from app.search.leg_names import IMAGE_INSTANCE, IMAGE_TO_IMAGE
 from app.store import Hit
 from reranker import Fused, fuse
 
@@ -44,10 +44,13 @@ def fuse_legs(
         spec.method, [lists[leg] for leg in names], [spec.weight(n) for n in names], spec.k
     )
     exact: set[str] = set()
-    if exact_match is not None and IMAGE_TO_IMAGE in names:
+    # The identity embedding decides "the very item" where the query ran it: it is trained to
+    # match re-shot photos of one product, the text-aligned image vector only its kind.
+    judge = IMAGE_INSTANCE if IMAGE_INSTANCE in names else IMAGE_TO_IMAGE
+    if exact_match is not None and judge in names:
         # The very item photographed outranks anything similar, whatever the text legs say;
         # within that tier the closest photo first, the rest keep the fused order.
-        image_scores = dict(lists[IMAGE_TO_IMAGE])
+        image_scores = dict(lists[judge])
         exact = {key for key, s in image_scores.items() if s >= exact_match}
         fused.sort(key=lambda f: -image_scores[f.item] if f.item in exact else 1.0)
     return fused, exact

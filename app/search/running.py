@@ -16,7 +16,14 @@ import numpy as np
 from app.search import legs
 from app.search.checks import Prepared
 from app.search.encode import QueryEmbedder
-from app.search.leg_names import BM25, IMAGE_TO_IMAGE, IMAGE_TO_TEXT, TEXT_TO_IMAGE, TEXT_TO_TEXT
+from app.search.leg_names import (
+    BM25,
+    IMAGE_INSTANCE,
+    IMAGE_TO_IMAGE,
+    IMAGE_TO_TEXT,
+    TEXT_TO_IMAGE,
+    TEXT_TO_TEXT,
+)
 from app.search.query import SearchQuery
 from app.search.schemas import PredictedCategory
 from app.search.timing import elapsed_ms, timed
@@ -82,7 +89,10 @@ class LegRunner:
         text_job: Future[np.ndarray] | None = None
         if text is not None and any(leg in wanted for leg in (TEXT_TO_IMAGE, TEXT_TO_TEXT)):
             text_job = self.pool.submit(self.embedder.text, text, timings)
-        image_vec = self.embedder.photo(query.image, query.crop, timings) if query.image else None
+        image_vec: np.ndarray | None = None
+        instance_vec: np.ndarray | None = None
+        if query.image:
+            image_vec, instance_vec = self.embedder.photo(query.image, query.crop, timings)
         text_vec = text_job.result() if text_job is not None else None
 
         predicted: PredictedCategory | None = None
@@ -114,6 +124,10 @@ class LegRunner:
             )
             runners[IMAGE_TO_TEXT] = lambda: legs.image_to_text(
                 self.store, image_vec, limit, image_flt, floors.get(IMAGE_TO_TEXT)
+            )
+        if instance_vec is not None:
+            runners[IMAGE_INSTANCE] = lambda: legs.image_instance(
+                self.store, instance_vec, limit, image_flt, floors.get(IMAGE_INSTANCE)
             )
         if text_vec is not None:
             runners[TEXT_TO_IMAGE] = lambda: legs.text_to_image(

@@ -30,7 +30,7 @@ from app.search.results import fuse_page
 from app.search.running import LegRunner
 from app.search.schemas import Filters, Product, ProfileRef, SearchResponse
 from app.search.timing import elapsed_ms
-from app.store import Hit, SearchFilter, VectorStore
+from app.store import INSTANCE_VECTOR, Hit, SearchFilter, VectorStore
 
 __all__ = ["SearchService"]
 
@@ -56,10 +56,16 @@ class SearchService:
         self.max_k = max_k
         self.max_window = max_window
         self._pool = ThreadPoolExecutor(max_workers=leg_threads, thread_name_prefix="search-leg")
-        self._checks = QueryChecks(self.default_profile, profiles, max_k, max_window)
+        self._checks = QueryChecks(
+            self.default_profile, profiles, max_k, max_window, self.has_instance
+        )
         self._embedder = QueryEmbedder(encoder, micro_batch)
         self._runner = LegRunner(store, self._embedder, self._pool)
         self._recommender = Recommender(store, self._checks, self._pool, encoder.model_id)
+
+    def has_instance(self) -> bool:
+        """Whether the ``image_instance`` leg can run: the model and the store both have it."""
+        return bool(self.encoder.instance_dim) and INSTANCE_VECTOR in self.store.dense_vectors()
 
     def close(self) -> None:
         self._embedder.close()

@@ -18,6 +18,7 @@ __all__ = [
     "BM25_VECTOR",
     "DENSE_VECTORS",
     "IMAGE_VECTOR",
+    "INSTANCE_VECTOR",
     "TEXT_VECTOR",
     "Hit",
     "IndexStatus",
@@ -36,6 +37,9 @@ IMAGE_VECTOR = "image"  # the catalog photo, image tower
 TEXT_VECTOR = "text"  # the product's text (title, category, attributes...), text tower
 BM25_VECTOR = "bm25"
 DENSE_VECTORS = (IMAGE_VECTOR, TEXT_VECTOR)
+# The catalog photo's identity embedding (the image graph's second output): only in collections
+# whose model has one, so it is not one of DENSE_VECTORS, which every collection holds.
+INSTANCE_VECTOR = "instance"
 
 # Fixed namespace so a (product, image) pair maps to the same point id on every machine and run.
 POINT_NAMESPACE = uuid.UUID("6f1c2f4e-5b7a-4d43-9c1e-2a7d51c0b9e3")
@@ -73,6 +77,8 @@ class PointRecord:
     text_vector: np.ndarray
     text: str
     payload: dict[str, Any]
+    # Written only when the collection holds an instance vector (its model has one).
+    instance_vector: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -123,13 +129,14 @@ class IndexStatus:
     indexed_vectors: int
     vectors: int
     threshold_vectors: int  # per dense vector: collections below this are searched exactly
+    per_point: int = len(DENSE_VECTORS)  # dense vectors per point (3 with ``instance``)
 
     def describe(self) -> str:
         if self.state == "ready":
             return f"HNSW ready ({self.indexed_vectors} of {self.vectors} vectors indexed)"
         if self.state == "exact":
             return (
-                f"exact search ({self.vectors // len(DENSE_VECTORS)} points, below the "
+                f"exact search ({self.vectors // self.per_point} points, below the "
                 f"indexing threshold of {self.threshold_vectors}; exact is fast at this size)"
             )
         if self.state == "pending":
@@ -159,8 +166,13 @@ class StoreError(RuntimeError):
 class VectorStore(Protocol):
     """Typed interface of the product's store."""
 
-    def ensure_collection(self, dim: int, model_id: str, corpus: Sequence[str] = ()) -> None:
+    def ensure_collection(
+        self, dim: int, model_id: str, corpus: Sequence[str] = (), instance_dim: int = 0
+    ) -> None:
         """Create the collection for vectors of ``dim`` made by ``model_id``, or check it matches.
+
+        ``instance_dim`` > 0 adds the ``instance`` vector of that size (the model's identity
+        embedding); the collection records it, and a model with another size is refused.
 
         ``corpus`` (the texts about to be indexed) sets BM25's average document length, fixed at
         creation: document weights depend on it, so changing it later would mix weights.
@@ -168,6 +180,9 @@ class VectorStore(Protocol):
         """
 
     def upsert(self, points: Sequence[PointRecord]) -> None: ...
+
+    def dense_vectors(self) -> tuple[str, ...]:
+        """The dense vectors the collection holds: ``DENSE_VECTORS``, + ``instance`` if any."""
 
     def delete(self, ids: Sequence[str]) -> None: ...
 

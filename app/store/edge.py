@@ -1,6 +1,7 @@
 """Embedded store: the real Qdrant engine in-process (qdrant-edge), under ``<data-dir>/qdrant``.
 
-Two named dense vectors, ``image`` and ``text`` (cosine, HNSW after ``build_index``), one sparse
+Two named dense vectors, ``image`` and ``text`` (cosine, HNSW after ``build_index``), a third,
+``instance``, when the model has an identity embedding (its size in the meta), one sparse
 vector ``bm25`` with the IDF modifier (document side term weights from qdrant-edge's own BM25
 embedder), and payload indexes on ``product_id``, ``category`` (all ancestors of the path) and
 numeric fields.
@@ -24,6 +25,7 @@ from app.store.base import (
     BM25_VECTOR,
     DENSE_VECTORS,
     IMAGE_VECTOR,
+    INSTANCE_VECTOR,
     TEXT_VECTOR,
     Hit,
     IndexStatus,
@@ -31,9 +33,8 @@ from app.store.base import (
     SearchFilter,
     StoreError,
     StoreInfo,
-    attribute_term,
-    category_ancestors,
 )
+from app.store.edge_query import engine_filter, to_hits
 
 log = logging.getLogger(__name__)
 
@@ -104,11 +105,17 @@ class EdgeStore:
     def _config(self) -> qe.EdgeConfig:
         assert self._meta is not None
         dim = int(self._meta["dim"])
+        vectors = {
+            name: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)
+            for name in DENSE_VECTORS
+        }
+        instance_dim = int(self._meta.get("instance_dim", 0))
+        if instance_dim:
+            vectors[INSTANCE_VECTOR] = qe.EdgeVectorParams(
+                size=instance_dim, distance=qe.Distance.Cosine
+            )
         return qe.EdgeConfig(
-            vectors={
-                name: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)
-                for name in DENSE_VECTORS
-            },
+            vectors=vectors,
             sparse_vectors={BM25_VECTOR: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
             optimizers=qe.EdgeOptimizersConfig(
                 indexing_threshold=int(self._meta["indexing_threshold_kb"])
@@ -127,7 +134,14 @@ class EdgeStore:
         """
         return [int(i) for word in text.split() for i in self._terms.embed_query(word).indices]
 
-    def ensure_collection(self, dim: int, model_id: str, corpus: Sequence[str] = ()) -> None:
+    def dense_vectors(self) -> tuple[str, ...]:
+        if self._meta is not None and int(self._meta.get("instance_dim", 0)):
+            return (*DENSE_VECTORS, INSTANCE_VECTOR)
+        return DENSE_VECTORS
+
+    def ensure_collection(
+        self, dim: int, model_id: str, corpus: Sequence[str] = (), instance_dim: int = 0
+    ) -> None:
         if self._meta is not None:
             if self._meta.get("format") != META_FORMAT:
                 raise StoreError(
@@ -135,10 +149,13 @@ class EdgeStore:
                     f"{self._meta.get('format')}, this one writes {META_FORMAT}); re-ingest "
                     "with --replace-model, or use another --data-dir"
                 )
-            if self._meta["dim"] != dim or self._meta["model_id"] != model_id:
+            # A store written before instance vectors existed reads as instance_dim 0.
+            have = (self._meta["dim"], self._meta["model_id"], self._meta.get("instance_dim", 0))
+            if have != (dim, model_id, instance_dim):
                 raise StoreError(
                     f"the store at {self.root} holds vectors of model {self._meta['model_id']} "
-                    f"(dim {self._meta['dim']}), not {model_id} (dim {dim}); "
+                    f"(dim {self._meta['dim']}, instance dim {have[2]}), not {model_id} "
+                    f"(dim {dim}, instance dim {instance_dim}); "
                     "re-ingest with --replace-model, or use another --data-dir"
                 )
             return
@@ -152,6 +169,7 @@ class EdgeStore:
             "format": META_FORMAT,
             "dim": dim,
             "model_id": model_id,
+            "instance_dim": instance_dim,
             "bm25_avg_len": (sum(lengths) / len(lengths)) if lengths else DEFAULT_BM25_AVG_LEN,
             "indexing_threshold_kb": self._threshold_kb,
         }
@@ -186,18 +204,19 @@ class EdgeStore:
     def upsert(self, points: Sequence[PointRecord]) -> None:
         shard = self._require()
         assert self._bm25 is not None
-        qpoints = [
-            qe.Point(
-                p.id,
-                {
-                    IMAGE_VECTOR: np.asarray(p.image_vector, dtype=np.float32).tolist(),
-                    TEXT_VECTOR: np.asarray(p.text_vector, dtype=np.float32).tolist(),
-                    BM25_VECTOR: self._bm25.embed_document(p.text),
-                },
-                p.payload,
-            )
-            for p in points
-        ]
+        with_instance = INSTANCE_VECTOR in self.dense_vectors()
+        qpoints = []
+        for p in points:
+            vectors: dict[str, Any] = {
+                IMAGE_VECTOR: np.asarray(p.image_vector, dtype=np.float32).tolist(),
+                TEXT_VECTOR: np.asarray(p.text_vector, dtype=np.float32).tolist(),
+                BM25_VECTOR: self._bm25.embed_document(p.text),
+            }
+            if with_instance:
+                if p.instance_vector is None:
+                    raise ValueError(f"point {p.id}: this collection needs an instance vector")
+                vectors[INSTANCE_VECTOR] = np.asarray(p.instance_vector, np.float32).tolist()
+            qpoints.append(qe.Point(p.id, vectors, p.payload))
         with self._write_lock:
             shard.update(qe.UpdateOperation.upsert_points(qpoints))
 
@@ -212,32 +231,6 @@ class EdgeStore:
 
     # -- reads ---------------------------------------------------------------------------------
 
-    @staticmethod
-    def _filter(flt: SearchFilter | None) -> qe.Filter | None:
-        if flt is None or flt.empty:
-            return None
-        must: list[Any] = []
-        must_not: list[Any] = []
-        if flt.category:
-            ancestors = category_ancestors(flt.category)
-            must.append(qe.FieldCondition("category", match=qe.MatchValue(ancestors[-1])))
-        if flt.price_min is not None or flt.price_max is not None:
-            price = qe.RangeFloat(gte=flt.price_min, lte=flt.price_max)
-            must.append(qe.FieldCondition("price", range=price))
-        for name, value in flt.attributes:
-            term = attribute_term(name, value)
-            must.append(qe.FieldCondition("attribute_terms", match=qe.MatchValue(term)))
-        if flt.exclude_products:
-            excluded = qe.MatchAny(list(flt.exclude_products))
-            must_not.append(qe.FieldCondition("product_id", match=excluded))
-        return qe.Filter(must=must or None, must_not=must_not or None)
-
-    @staticmethod
-    def _hits(points: Sequence[qe.ScoredPoint]) -> list[Hit]:
-        return [
-            Hit(id=str(p.id), score=float(p.score), payload=dict(p.payload or {})) for p in points
-        ]
-
     def search_dense(
         self,
         vector: np.ndarray,
@@ -247,18 +240,19 @@ class EdgeStore:
         min_score: float | None = None,
     ) -> list[Hit]:
         shard = self._require()
-        if using not in DENSE_VECTORS:
-            raise ValueError(f"unknown dense vector {using!r}; have {', '.join(DENSE_VECTORS)}")
+        have = self.dense_vectors()
+        if using not in have:
+            raise ValueError(f"unknown dense vector {using!r}; have {', '.join(have)}")
         query = qe.Query.Nearest(np.asarray(vector, dtype=np.float32).tolist(), using=using)
         req = qe.QueryRequest(
             limit=limit,
             query=query,
-            filter=self._filter(flt),
+            filter=engine_filter(flt),
             score_threshold=min_score,
             with_payload=True,
             with_vector=False,
         )
-        return self._hits(shard.query(req))
+        return to_hits(shard.query(req))
 
     def search_bm25(
         self, text: str, limit: int, flt: SearchFilter | None = None, min_score: float | None = None
@@ -271,12 +265,12 @@ class EdgeStore:
         req = qe.QueryRequest(
             limit=limit,
             query=qe.Query.Nearest(sparse, using=BM25_VECTOR),
-            filter=self._filter(flt),
+            filter=engine_filter(flt),
             score_threshold=min_score,
             with_payload=True,
             with_vector=False,
         )
-        return self._hits(shard.query(req))
+        return to_hits(shard.query(req))
 
     def retrieve(self, ids: Sequence[str]) -> list[Hit]:
         shard = self._require()
@@ -291,7 +285,7 @@ class EdgeStore:
             named = r.vector if isinstance(r.vector, dict) else {}
             out[str(r.id)] = {
                 name: np.asarray(named[name], dtype=np.float32)
-                for name in DENSE_VECTORS
+                for name in self.dense_vectors()
                 if name in named
             }
         return out
@@ -329,7 +323,7 @@ class EdgeStore:
     def count(self, flt: SearchFilter | None = None) -> int:
         if self._shard is None:
             return 0
-        return int(self._shard.count(qe.CountRequest(filter=self._filter(flt), exact=True)))
+        return int(self._shard.count(qe.CountRequest(filter=engine_filter(flt), exact=True)))
 
     def index_status(self) -> IndexStatus:
         meta = self._meta or {}
@@ -339,7 +333,7 @@ class EdgeStore:
             return IndexStatus("empty", 0, 0, threshold)
         info = self._shard.info()
         points = int(info.points_count)
-        vectors = points * len(DENSE_VECTORS)
+        vectors = points * len(self.dense_vectors())
         indexed = min(int(info.indexed_vectors_count), vectors)
         if points == 0:
             state = "empty"
@@ -349,7 +343,7 @@ class EdgeStore:
             state = "exact"
         else:
             state = "pending"
-        return IndexStatus(state, indexed, vectors, threshold)
+        return IndexStatus(state, indexed, vectors, threshold, len(self.dense_vectors()))
 
     def info(self) -> StoreInfo:
         meta = self._meta or {}
@@ -367,6 +361,7 @@ class EdgeStore:
                 "path": str(self.root),
                 "format": meta.get("format"),
                 "bm25_avg_len": meta.get("bm25_avg_len"),
+                "instance_dim": int(meta.get("instance_dim", 0)),
                 "index": self.index_status().describe(),
             },
         )

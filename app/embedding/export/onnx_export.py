@@ -19,11 +19,12 @@ from app.embedding.bundle import (
     EMBEDDINGS_OUTPUT,
     IMAGE_INPUT,
     IMAGE_MODEL_FILE,
+    INSTANCE_OUTPUT,
     TEXT_INPUT,
     TEXT_MODEL_FILE,
 )
 from app.embedding.export.parity import random_token_ids
-from app.embedding.export.spec import ExportError, ExportSpec
+from app.embedding.export.spec import ExportError, ExportSpec, has_instance_head
 
 if TYPE_CHECKING:
     import torch
@@ -43,6 +44,13 @@ def _image_forward(model: Any, pixel_values: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def _image_instance_forward(
+    model: Any, pixel_values: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    out: tuple[torch.Tensor, torch.Tensor] = model.encode_image_with_instance(pixel_values)
+    return out
+
+
 def _text_forward(model: Any, input_ids: torch.Tensor) -> torch.Tensor:
     out: torch.Tensor = model.encode_text(input_ids)
     return out
@@ -56,9 +64,12 @@ def _tower(torch: Any, model: Any, kind: str) -> Any:
             super().__init__()
             self.model = model
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
+        def forward(self, x: torch.Tensor) -> Any:
             # Module-level functions, looked up at trace time, so a test can substitute
             # a deliberately broken tower and watch the parity check catch it.
+            if kind == "image" and has_instance_head(self.model):
+                # One graph, two outputs: the instance vector costs no second backbone pass.
+                return _image_instance_forward(self.model, x)
             if kind == "image":
                 return _image_forward(self.model, x)
             return _text_forward(self.model, x)
@@ -75,6 +86,7 @@ def export_onnx(
     opset: int | None,
     external_data: bool,
     exporter: str,
+    output_names: tuple[str, ...] = (EMBEDDINGS_OUTPUT,),
 ) -> str:
     """Write ``module`` to ``path`` with a dynamic batch axis; returns the exporter used."""
 
@@ -85,7 +97,7 @@ def export_onnx(
             (example,),
             str(path),
             input_names=[input_name],
-            output_names=[EMBEDDINGS_OUTPUT],
+            output_names=list(output_names),
             **options,
         )
 
@@ -121,7 +133,10 @@ def export_onnx(
             run(
                 opset_version=opset or 17,
                 dynamo=False,
-                dynamic_axes={input_name: {0: "batch"}, EMBEDDINGS_OUTPUT: {0: "batch"}},
+                dynamic_axes={
+                    input_name: {0: "batch"},
+                    **{name: {0: "batch"} for name in output_names},
+                },
             )
         return "torchscript"
     except Exception as exc:
@@ -149,6 +164,12 @@ def export_towers(
         ),
     }
     exporters = {}
+    outputs = {
+        "image": (EMBEDDINGS_OUTPUT, INSTANCE_OUTPUT)
+        if has_instance_head(model)
+        else (EMBEDDINGS_OUTPUT,),
+        "text": (EMBEDDINGS_OUTPUT,),
+    }
     for kind, file_name, input_name in TOWERS:
         t0 = time.perf_counter()
         exporters[kind] = export_onnx(
@@ -160,6 +181,7 @@ def export_towers(
             opset,
             external,
             exporter,
+            outputs[kind],
         )
         log.info("exported %s tower in %.1fs (%s)", kind, time.perf_counter() - t0, exporters[kind])
     return exporters

@@ -17,11 +17,12 @@ from app.embedding.bundle import (
     EMBEDDINGS_OUTPUT,
     IMAGE_INPUT,
     IMAGE_MODEL_FILE,
+    INSTANCE_OUTPUT,
     TEXT_INPUT,
     TEXT_MODEL_FILE,
     Manifest,
 )
-from app.embedding.export.spec import ExportError, ExportSpec
+from app.embedding.export.spec import ExportError, ExportSpec, has_instance_head
 from app.embedding.preprocess import ImageError, load_image, preprocess_images
 from app.embedding.tokenizer import TextTokenizer
 
@@ -71,20 +72,38 @@ class _Parity:
             for name in (IMAGE_MODEL_FILE, TEXT_MODEL_FILE)
         }
         self.numbers: dict[str, float] = {}
+        self.instance = has_instance_head(model)
 
     def compare(self, key: str, kind: str, ref_input: np.ndarray, onnx_input: np.ndarray) -> None:
         torch = self.torch
         with torch.no_grad():
             tensor = torch.from_numpy(ref_input)
-            ref = (
-                self.model.encode_image(tensor)
-                if kind == "image"
-                else self.model.encode_text(tensor)
-            ).numpy()
+            if kind == "image" and self.instance:
+                ref_t, inst_t = self.model.encode_image_with_instance(tensor)
+                ref, ref_inst = ref_t.numpy(), inst_t.numpy()
+            elif kind == "image":
+                ref = self.model.encode_image(tensor).numpy()
+            else:
+                ref = self.model.encode_text(tensor).numpy()
         name, input_name = (
             (IMAGE_MODEL_FILE, IMAGE_INPUT) if kind == "image" else (TEXT_MODEL_FILE, TEXT_INPUT)
         )
         (got,) = self.sessions[name].run([EMBEDDINGS_OUTPUT], {input_name: onnx_input})
+        self._record(key, kind, name, onnx_input, ref, got)
+        if kind == "image" and self.instance:
+            # The instance output is checked on the same inputs, under keys of its own.
+            (got_inst,) = self.sessions[name].run([INSTANCE_OUTPUT], {input_name: onnx_input})
+            self._record(f"{key}_instance", "instance", name, onnx_input, ref_inst, got_inst)
+
+    def _record(
+        self,
+        key: str,
+        kind: str,
+        name: str,
+        onnx_input: np.ndarray,
+        ref: np.ndarray,
+        got: np.ndarray,
+    ) -> None:
         if got.shape != ref.shape:
             raise ExportError(
                 f"parity check failed: {name} returned shape {got.shape} for a batch of "
@@ -113,10 +132,11 @@ def check_parity(
     draft: Manifest,
     tokenizer: TextTokenizer,
     parity_images: Sequence[Path],
-) -> tuple[dict[str, float], int]:
+) -> tuple[dict[str, float], int, int]:
     """Run torch and ONNX Runtime side by side; raise ExportError below the threshold.
 
-    Returns the parity numbers and the model's embedding size.
+    Returns the parity numbers, the model's embedding size and its instance embedding size
+    (0 without an instance head).
     """
     model = spec.model
     parity = _Parity(torch, model, bundle)
@@ -173,5 +193,9 @@ def check_parity(
         )
     with torch.no_grad():
         embed_dim = int(model.encode_text(torch.from_numpy(our_ids[:1])).shape[-1])
+        instance_dim = 0
+        if parity.instance:
+            one = torch.zeros(1, 3, size, size)
+            instance_dim = int(model.encode_image_with_instance(one)[1].shape[-1])
     log.info("parity ok: %s", parity.numbers)
-    return parity.numbers, embed_dim
+    return parity.numbers, embed_dim, instance_dim

@@ -30,6 +30,12 @@ MANIFEST_FIELDS = (
 )
 
 
+def has_instance_head(model: Any) -> bool:
+    """Whether ``model`` has an instance head (``encode_image_with_instance``): models trained
+    here with ``instance_dim`` > 0 do; open_clip architectures do not."""
+    return getattr(model, "instance", None) is not None
+
+
 class ExportError(Exception):
     """Export failed; the message explains why and what to do instead."""
 

@@ -97,7 +97,7 @@ def export_spec(
             created_at="",
             **spec.manifest_fields(),
         )
-        parity, embed_dim = check_parity(
+        parity, embed_dim, instance_dim = check_parity(
             open_clip, torch, spec, tmp, draft, tokenizer, parity_images
         )
         image_sha = sha256_file(tmp / IMAGE_MODEL_FILE)
@@ -105,6 +105,7 @@ def export_spec(
             draft,
             model_id=f"{spec.arch}:{spec.pretrained}:{image_sha[:12]}",
             embed_dim=embed_dim,
+            instance_dim=instance_dim,
             parity=parity,
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
             extra={

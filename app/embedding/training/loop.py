@@ -1,4 +1,5 @@
-"""The training loop: contrastive image→text loss (+ attribute heads), time-boxed, seeded."""
+"""The training loop: contrastive image→text loss (+ attribute heads, + the multi-view instance
+loss), time-boxed, seeded."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from app.embedding.runtime import default_threads
 from app.embedding.tokenizer import build_clip_tokenizer_json
 from app.embedding.training.augment import snapshot, to_array
 from app.embedding.training.data import TrainingData, epoch_batches, load_training_data
+from app.embedding.training.losses import instance_supcon, text_contrastive
 from app.embedding.training.model import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -46,13 +48,16 @@ class TrainReport:
     seconds: float = 0.0
     train_seconds: float = 0.0
     images_per_s: float = 0.0
-    losses: list[float] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)  # the weighted total, per step
+    text_losses: list[float] = field(default_factory=list)  # image→text contrastive, per step
+    instance_losses: list[float] = field(default_factory=list)  # SupCon; empty without the head
     manifest: Manifest | None = None
 
-    def loss_drop(self, window: int = 10) -> tuple[float, float]:
-        """Mean loss over the first and the last ``window`` steps."""
-        w = max(1, min(window, len(self.losses) // 2))
-        return float(np.mean(self.losses[:w])), float(np.mean(self.losses[-w:]))
+    def loss_drop(self, window: int = 10, losses: list[float] | None = None) -> tuple[float, float]:
+        """Mean loss (``losses``, default the total) over the first and last ``window`` steps."""
+        values = self.losses if losses is None else losses
+        w = max(1, min(window, len(values) // 2))
+        return float(np.mean(values[:w])), float(np.mean(values[-w:]))
 
 
 class _Batches:
@@ -73,10 +78,21 @@ class _Batches:
 
     def _produce(self) -> None:
         data, recipe, batch_size, rng = self._args
+        catalog_of = {s.product: s for s in reversed(data.catalog)}  # a product's first image
         try:
             while not self._stop.is_set():
                 for batch in epoch_batches(data, batch_size, recipe.photo_repeats, rng):
                     views = [snapshot(s.image, recipe.image_size, rng) for s in batch]
+                    if recipe.instance_dim > 0:
+                        # A second view per sample (view-major), the instance loss's positive:
+                        # of the same catalog image, or for a shopper photo of its product's
+                        # catalog image, so identity also holds across real re-photographs.
+                        views += [
+                            snapshot(catalog_of.get(s.product, s).image, recipe.image_size, rng)
+                            if s.is_photo
+                            else snapshot(s.image, recipe.image_size, rng)
+                            for s in batch
+                        ]
                     pixels = torch.from_numpy(to_array(views, IMAGENET_MEAN, IMAGENET_STD))
                     item = (
                         pixels.contiguous(memory_format=torch.channels_last),
@@ -159,7 +175,14 @@ def build_model(recipe: Recipe, data: TrainingData) -> DualEncoder:
         if state.get("recipe", {}).get("text_tower") != recipe.text_tower:
             raise ValueError(f"{recipe.init} was trained with another text tower")
         # The category head depends on this catalog's labels: start it afresh.
-        weights = {k: v for k, v in state["model"].items() if not k.startswith("aux.")}
+        # So does an instance head of another size (or none: it starts afresh too).
+        ours = model.state_dict()
+        weights = {
+            k: v
+            for k, v in state["model"].items()
+            if not k.startswith("aux.")
+            and not (k.startswith("instance.") and (k not in ours or ours[k].shape != v.shape))
+        }
         model.load_state_dict(weights, strict=False)
     if recipe.frozen_stages > 0 and recipe.init != "scratch":
         model.freeze_early_stages(recipe.frozen_stages)
@@ -204,6 +227,8 @@ def fit(
     if deadline is None:
         deadline = started + recipe.minutes * 60
     labels = {attr: torch.tensor(values) for attr, values in data.labels.items()}
+    # Category per product, for the instance loss's hard negatives (-1 = none known).
+    category = labels.get("category", torch.full((len(data.product_ids),), -1))
     targets = _text_targets(model, data.texts, recipe) if recipe.text_tower == "minilm" else None
     clip_ids = _clip_ids(data.texts, recipe) if recipe.text_tower == "clip" else None
     optimizer = _optimizer(model, recipe)
@@ -223,22 +248,35 @@ def fit(
             for group in optimizer.param_groups:
                 group["lr"] = group["base_lr"] * _lr_factor(step, total, recipe.warmup_steps)
             pixels, idx = batches.next()
-            emb, pooled = model.image_features(pixels)
-            emb = F.normalize(emb, dim=-1)
+            n = len(idx)
+            all_emb, all_pooled = model.image_features(pixels)
+            # The text and attribute losses see the first view; the instance loss sees all.
+            emb, pooled = F.normalize(all_emb[:n], dim=-1), all_pooled[:n]
             if targets is not None:
                 txt = targets[idx]
             else:
                 assert clip_ids is not None
                 txt = F.normalize(model.encode_text(clip_ids[idx]), dim=-1)
-            logits = model.logit_scale.exp().clamp(max=100) * emb @ txt.T
-            arange = torch.arange(len(idx))
-            loss = (F.cross_entropy(logits, arange) + F.cross_entropy(logits.T, arange)) / 2
+            text_loss = text_contrastive(emb, txt, model.logit_scale.exp().clamp(max=100))
+            loss = text_loss
             for attr, head in model.aux.items():
                 target = labels[attr][idx]
                 if bool((target >= 0).any()):
                     loss = loss + recipe.category_weight * F.cross_entropy(
                         head(pooled), target, ignore_index=-1
                     )
+            if model.instance is not None:
+                views = len(all_pooled) // n
+                inst_loss = instance_supcon(
+                    model.instance(all_pooled),
+                    idx.repeat(views),
+                    category[idx].repeat(views),
+                    recipe.instance_temperature,
+                    recipe.instance_hard_weight,
+                )
+                loss = loss + recipe.instance_weight * inst_loss
+                report.instance_losses.append(float(inst_loss.detach()))
+            report.text_losses.append(float(text_loss.detach()))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]
             optimizer.step()
@@ -328,6 +366,16 @@ def _export(
                 "images_per_s": round(report.images_per_s, 1),
                 "loss_first": report.loss_drop()[0] if report.losses else None,
                 "loss_last": report.loss_drop()[1] if report.losses else None,
+                "instance_loss_first": (
+                    report.loss_drop(losses=report.instance_losses)[0]
+                    if report.instance_losses
+                    else None
+                ),
+                "instance_loss_last": (
+                    report.loss_drop(losses=report.instance_losses)[1]
+                    if report.instance_losses
+                    else None
+                ),
                 "trained_photo_ids": data.trained_photo_ids,
                 "held_out_photo_ids": [q.query_id for q in data.held_out],
                 "skipped": data.skipped[:50],

@@ -117,6 +117,13 @@ class DualEncoder(nn.Module):
                 if recipe.category_head and n > 1
             }
         )
+        # Identity head: its own projection of the shared pooled features, so learning to tell
+        # look-alike products apart does not pull the text-aligned embedding away from the text.
+        self.instance: nn.Module | None = None
+        if recipe.instance_dim > 0:
+            self.instance = nn.Sequential(
+                nn.Linear(features, 512), nn.ReLU(), nn.Linear(512, recipe.instance_dim)
+            )
 
     # Properties, not attributes: registering the towers' parts twice would store every
     # weight twice in the checkpoint.
@@ -161,6 +168,14 @@ class DualEncoder(nn.Module):
     def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = self.head(self.trunk(pixels))
         return out
+
+    def encode_image_with_instance(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(text-aligned embedding, instance embedding), un-normalised, from one trunk pass."""
+        if self.instance is None:
+            raise ValueError("this model has no instance head (recipe instance_dim 0)")
+        pooled = self.trunk(pixels)
+        inst: torch.Tensor = self.instance(pooled)
+        return self.head(pooled), inst
 
     def encode_text(self, ids: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = self.clip.encode_text(ids)

@@ -14,7 +14,7 @@ INITS = ("imagenet", "scratch")
 # Torch weights a trained bundle keeps beside its ONNX files, so training can continue from it.
 CHECKPOINT_FILE = "train_state.pt"
 # Bump when the training code changes what a recipe produces, so cached models are retrained.
-RECIPE_VERSION = 2
+RECIPE_VERSION = 3  # 3: the instance head and its multi-view loss
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,14 @@ class Recipe:
     category_head: bool = True
     category_weight: float = 0.3
     photo_repeats: int = 4  # each extra (shopper) photo is seen this many times per epoch
+    # Instance head: a second image embedding trained for identity (0 = no head). Two views of
+    # each image are positives, the batch's other products negatives (SupCon).
+    instance_dim: int = 128
+    instance_weight: float = 1.0
+    instance_temperature: float = 0.1
+    # Same-category negatives count this many times in the denominator: they are the near
+    # look-alikes ("Men Blue Shirt") the instance vector must tell apart; costs nothing extra.
+    instance_hard_weight: float = 2.0
     clip_text_width: int = 256
     clip_text_layers: int = 4
     seed: int = 0
@@ -43,6 +51,8 @@ class Recipe:
     def __post_init__(self) -> None:
         if self.text_tower not in TEXT_TOWERS:
             raise ValueError(f"text tower must be one of {', '.join(TEXT_TOWERS)}")
+        if self.instance_dim < 0 or self.instance_weight < 0 or self.instance_temperature <= 0:
+            raise ValueError("instance_dim and instance_weight must be >= 0, the temperature > 0")
         if self.minutes <= 0 and self.steps is None:
             raise ValueError("give a positive time budget or a step count")
         if self.init not in INITS and not (Path(self.init) / CHECKPOINT_FILE).is_file():

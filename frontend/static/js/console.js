@@ -3,7 +3,7 @@
 import { ApiError, debounce, el, leaf, request, search, sized } from "./api.js";
 
 const $ = (id) => document.getElementById(id);
-const KNOWN_LEGS = ["image", "image_text", "text_image", "text_text", "bm25"];
+const KNOWN_LEGS = ["image", "image_instance", "image_text", "text_image", "text_text", "bm25"];
 const SLIDER_STEPS = 60; // position 0 = off; 1..60 = 1/32 .. 32 on a log scale
 const K = 10;
 

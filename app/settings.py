@@ -38,7 +38,11 @@ class Settings(BaseSettings):
     )
     threads: int | None = Field(default=None, description="ONNX Runtime intra-op threads.")
     batch_size: int = Field(default=32, ge=1, le=1024, description="Images per inference batch.")
-    rrf_k: int = Field(default=60, ge=1, description="k of reciprocal-rank fusion.")
+    rrf_k: int | None = Field(
+        default=None,
+        ge=1,
+        description="RRF k of the built-in default profile (default: its own, 1).",
+    )
     max_k: int = Field(default=100, ge=1, description="Largest k a search may ask for.")
     micro_batch: bool = Field(
         default=False,

@@ -6,6 +6,7 @@ so ``snapshop --help`` and the light commands start fast and the search path nev
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
@@ -64,9 +65,42 @@ def friendly_errors() -> Iterator[None]:
 # -- progress bars -----------------------------------------------------------------------------
 
 
+class _TalkingProgress(Progress):
+    """A rich progress bar that, when stderr is not a terminal (a log file, CI), prints a plain
+    line per task at most every ``every`` seconds: rich draws nothing there until it stops."""
+
+    def __init__(self, *columns: Any, every: float = 15.0, **kwargs: Any) -> None:
+        super().__init__(*columns, **kwargs)
+        self._every = every
+        self._said: dict[TaskID, float] = {}
+
+    def _say(self, task_id: TaskID) -> None:
+        if self.console.is_terminal:
+            return
+        now = time.monotonic()
+        if now - self._said.get(task_id, now - self._every - 1) < self._every:
+            return
+        self._said[task_id] = now
+        task = self._tasks[task_id]
+        total = f"/{task.total:.0f}" if task.total else ""
+        extra = " ".join(str(v) for v in task.fields.values() if v)
+        self.console.print(
+            f"{task.description}: {task.completed:.0f}{total} {extra} ({task.elapsed or 0:.0f}s)",
+            highlight=False,
+        )
+
+    def update(self, task_id: TaskID, **kwargs: Any) -> None:
+        super().update(task_id, **kwargs)
+        self._say(task_id)
+
+    def advance(self, task_id: TaskID, advance: float = 1) -> None:
+        super().advance(task_id, advance)
+        self._say(task_id)
+
+
 def progress_bar(field: str) -> Progress:
     """A progress bar on stderr whose last text column shows the task's ``field``."""
-    return Progress(
+    return _TalkingProgress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),

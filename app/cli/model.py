@@ -243,7 +243,9 @@ def model_quantize(
 @app.command("info")
 def model_info(
     bundle: Annotated[Path, typer.Argument(help="Bundle directory.")],
-    timing: Annotated[bool, typer.Option(help="Measure ms/img at batch 1 and 32.")] = True,
+    timing: Annotated[
+        bool, typer.Option(help="Measure ms per image and per text at batch 1 and 32.")
+    ] = True,
 ) -> None:
     """Print a bundle's manifest and the inference providers this machine offers."""
     import onnxruntime as ort
@@ -258,7 +260,7 @@ def model_info(
     print(f"available providers: {', '.join(ort.get_available_providers())}")
     if timing:
         from app.embedding import Encoder
-        from app.embedding.benchmark import image_latency
+        from app.embedding.benchmark import image_latency, text_latency
 
         cfg = settings()
         encoder = Encoder(bundle, device=cfg.device, threads=cfg.threads, max_batch=32)
@@ -268,3 +270,7 @@ def model_info(
                 f"{encoder.provider}: {ms:.1f} ms/img at batch {batch} "
                 f"({1000 / ms:.0f} img/s, {encoder.threads} threads)"
             )
+        tokens = "dynamic tokens" if encoder.text_dynamic_length else "fixed tokens"
+        for batch in (1, 32):
+            ms = text_latency(encoder, batch)
+            print(f"{encoder.provider}: {ms:.2f} ms/text at batch {batch} ({tokens})")

@@ -24,7 +24,7 @@ from app.embedding.bundle import (
     load_manifest,
 )
 from app.embedding.preprocess import preprocess_images
-from app.embedding.tokenizer import load_tokenizer
+from app.embedding.tokenizer import load_tokenizer, trim_padding
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +155,10 @@ class Encoder:
         )
         self._check_signature(self._image, IMAGE_MODEL_FILE, IMAGE_INPUT)
         self._check_signature(self._text, TEXT_MODEL_FILE, TEXT_INPUT)
+        # Bundles exported with a dynamic token axis take ids trimmed to the longest text of
+        # the batch; older ones (a fixed context length in the graph) get the full width.
+        shape = self._text.get_inputs()[0].shape
+        self.text_dynamic_length = len(shape) == 2 and not isinstance(shape[1], int)
         if self.instance_dim and INSTANCE_OUTPUT not in {o.name for o in self._image.get_outputs()}:
             raise BundleError(
                 f"{self.bundle_dir / IMAGE_MODEL_FILE}: the manifest says instance_dim "
@@ -313,6 +317,8 @@ class Encoder:
         for start in range(0, len(texts), self.max_batch):
             chunk = texts[start : start + self.max_batch]
             ids = self.tokenizer.encode_batch(chunk)
+            if self.text_dynamic_length:
+                ids = trim_padding(ids, self.tokenizer.pad_id)
             out[start : start + len(chunk)] = self._run(self._text, TEXT_INPUT, ids)[0]
         return _l2_normalize(out)
 

@@ -246,6 +246,18 @@ class WordPieceTokenizer:
 TextTokenizer = ClipTokenizer | WordPieceTokenizer
 
 
+def trim_padding(ids: np.ndarray, pad_id: int) -> np.ndarray:
+    """``ids`` without the padding columns every row has at its end (at least two columns).
+
+    For a text graph with a dynamic token axis: a 5-token query then costs 5 positions, not the
+    context length. Exact for towers that mask padding (MiniLM's mean pooling) or never look
+    past the end token (CLIP's causal attention).
+    """
+    used = np.flatnonzero((ids != pad_id).any(axis=0))
+    width = max(2, int(used[-1]) + 1) if used.size else 2
+    return np.ascontiguousarray(ids[:, :width])
+
+
 def load_tokenizer(bundle_dir: Path, config: dict[str, Any], context_length: int) -> TextTokenizer:
     """The tokenizer a manifest's ``tokenizer`` entry describes."""
     kind = config.get("kind")

@@ -31,6 +31,8 @@ class CachedQuery:
     kind: str  # "image" or "text"
     relevant: frozenset[str]
     lists: Mapping[str, LegList]
+    # The exact-match rule's cosines (the whole photo's), per image leg and product.
+    judged: Mapping[str, Mapping[str, float]] | None = None
 
 
 # ndcg@10 first: the default objective of tuning.
@@ -43,8 +45,8 @@ def collect(
     """Each query's leg lists, fetched once through the service (its filters, floors, limits)."""
     out: list[CachedQuery] = []
     for q in queries:
-        lists = service.leg_lists(SearchQuery(text=q.text, image=q.image, profile=profile))
-        out.append(CachedQuery(q.query_id, q.kind, q.relevant, lists))
+        lists, judged = service.leg_lists(SearchQuery(text=q.text, image=q.image, profile=profile))
+        out.append(CachedQuery(q.query_id, q.kind, q.relevant, lists, judged))
     return out
 
 
@@ -52,7 +54,7 @@ def rank(query: CachedQuery, spec: FusionSpec, exact_match: float | None = None)
     """The first page ``service.search`` would return for this fusion (product ids)."""
     if not spec.active(query.lists):
         return []  # the service refuses such a query; as a ranking it finds nothing
-    fused, _ = fuse_legs(query.lists, spec, exact_match)
+    fused, _ = fuse_legs(query.lists, spec, exact_match, query.judged)
     return [f.item for f in fused[:CUTOFF]]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -34,6 +35,30 @@ class QueryEncoder(Protocol):
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
+# Centre crops embedded beside the whole photo; the photo's vectors are the mean of the views'.
+# A shopper centres the product, so the crops drop surroundings (a table, a shelf, a hand) the
+# catalog shot never has. Measured on the dev sets, instance vector: snapshots R@1 0.77 -> 0.85,
+# held-out shelf photos R@10 0.90 -> 0.91. Costs one model run at batch 3 instead of 1.
+QUERY_VIEWS = (0.8, 0.7)
+
+
+def query_views(image: Image.Image) -> list[Image.Image]:
+    """The photo and its ``QUERY_VIEWS`` centre crops."""
+    w, h = image.size
+    views = [image]
+    for frac in QUERY_VIEWS:
+        cw, ch = max(1, round(w * frac)), max(1, round(h * frac))
+        left, top = (w - cw) // 2, (h - ch) // 2
+        views.append(image.crop((left, top, left + cw, top + ch)))
+    return views
+
+
+def _mean_unit(rows: np.ndarray) -> np.ndarray:
+    mean: np.ndarray = rows.mean(axis=0)
+    norm = float(np.linalg.norm(mean))
+    return mean / norm if norm > 0 else mean
+
+
 def crop(image: Image.Image, box: Crop) -> Image.Image:
     """``image`` cut to ``box`` (normalised coordinates); never narrower than one pixel."""
     w, h = image.size
@@ -42,22 +67,41 @@ def crop(image: Image.Image, box: Crop) -> Image.Image:
     return image.crop((left, top, right, bottom))
 
 
+@dataclass(frozen=True)
+class PhotoVectors:
+    """A query photo's vectors: the views' means (what the legs search with) and the whole
+    photo's own (what the exact-match rule compares: the very catalog shot scores 1 there)."""
+
+    image: np.ndarray
+    instance: np.ndarray | None
+    whole_image: np.ndarray
+    whole_instance: np.ndarray | None
+
+
 class QueryEmbedder:
     """One query's photo and text to vectors; concurrent queries share micro-batches if asked."""
 
     def __init__(self, encoder: QueryEncoder, micro_batch: bool = False) -> None:
         self.encoder = encoder
         self._text_batcher: MicroBatcher[str] | None = None
-        self._image_batcher: MicroBatcher[Image.Image] | None = None
+        self._image_batcher: MicroBatcher[list[Image.Image]] | None = None
         if micro_batch:
             self._text_batcher = MicroBatcher(encoder.encode_texts, name="text-batcher")
             self._image_batcher = MicroBatcher(self._joined, name="image-batcher")
 
-    def _joined(self, images: Sequence[Image.Image]) -> np.ndarray:
-        """Both image vectors side by side, one row per image: what the micro-batcher hands
-        out (one model run serves both; ``photo`` splits them again)."""
-        emb, inst = self.encoder.encode_images_with_instance(images)
-        return np.hstack([emb, inst])
+    def _joined(self, photos: Sequence[list[Image.Image]]) -> np.ndarray:
+        """One row per photo: the views' mean embedding and instance embedding, then the whole
+        photo's two, side by side: what the micro-batcher hands out (one model run serves all;
+        ``photo`` splits them again)."""
+        flat = [view for views in photos for view in views]
+        emb, inst = self.encoder.encode_images_with_instance(flat)
+        rows, start = [], 0
+        for views in photos:
+            end = start + len(views)
+            mean = [_mean_unit(emb[start:end]), _mean_unit(inst[start:end])]
+            rows.append(np.hstack([*mean, emb[start], inst[start]]))
+            start = end
+        return np.stack(rows)
 
     def close(self) -> None:
         for batcher in (self._text_batcher, self._image_batcher):
@@ -73,10 +117,8 @@ class QueryEmbedder:
         timings["embed_text"] = elapsed_ms(t)
         return vec
 
-    def photo(
-        self, data: bytes, box: Crop | None, timings: dict[str, float]
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        """The photo's embedding and its instance embedding (None when the model has none)."""
+    def photo(self, data: bytes, box: Crop | None, timings: dict[str, float]) -> PhotoVectors:
+        """The photo's embeddings (instance ones None when the model has none)."""
         t = time.perf_counter()
         try:
             image = load_image(data)
@@ -86,11 +128,18 @@ class QueryEmbedder:
             image = crop(image, box)
         timings["decode"] = elapsed_ms(t)
         t = time.perf_counter()
+        views = query_views(image)
         if self._image_batcher is not None:
-            row: np.ndarray = self._image_batcher(image)
+            row: np.ndarray = self._image_batcher(views)
         else:
-            emb, inst = self.encoder.encode_images_with_instance([image])
-            row = np.hstack([emb[0], inst[0]])
+            row = self._joined([views])[0]
         timings["embed_image"] = elapsed_ms(t)
-        dim = len(row) - self.encoder.instance_dim
-        return row[:dim], (row[dim:] if self.encoder.instance_dim else None)
+        inst = self.encoder.instance_dim
+        dim = len(row) // 2 - inst
+        parts = np.split(row, [dim, dim + inst, 2 * dim + inst])
+        return PhotoVectors(
+            image=parts[0],
+            instance=parts[1] if inst else None,
+            whole_image=parts[2],
+            whole_instance=parts[3] if inst else None,
+        )

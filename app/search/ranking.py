@@ -32,9 +32,15 @@ def group_hits(hits: Sequence[Hit], by_product: bool) -> LegList:
 
 
 def fuse_legs(
-    lists: Mapping[str, LegList], spec: FusionSpec, exact_match: float | None = None
+    lists: Mapping[str, LegList],
+    spec: FusionSpec,
+    exact_match: float | None = None,
+    judged: Mapping[str, Mapping[str, float]] | None = None,
 ) -> tuple[list[Fused[str]], set[str]]:
     """Fused order over the legs with weight > 0, and the keys that are an exact photo match.
+
+    ``judged`` (leg -> key -> cosine), where given, is what the exact-match rule compares with
+    its threshold (the whole photo's cosines); by default the judge leg's own scores.
 
     Legs with weight 0 are left out before fusing, as the service never runs them: a
     normalising method (min-max, z-score) would otherwise still list their items.
@@ -50,7 +56,7 @@ def fuse_legs(
     if exact_match is not None and judge in names:
         # The very item photographed outranks anything similar, whatever the text legs say;
         # within that tier the closest photo first, the rest keep the fused order.
-        image_scores = dict(lists[judge])
+        image_scores = dict(judged.get(judge, {}) if judged is not None else lists[judge])
         exact = {key for key, s in image_scores.items() if s >= exact_match}
         fused.sort(key=lambda f: -image_scores[f.item] if f.item in exact else 1.0)
     return fused, exact

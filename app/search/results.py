@@ -7,7 +7,7 @@ caller sees: the product's payload, which of its photos matched, per-leg ranks, 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from app.profiles.model import FusionSpec
 from app.search.images import image_urls
@@ -28,12 +28,15 @@ def fuse_page(
     by_product: bool,
     timings: dict[str, float],
     exact_match: float | None = None,
+    whole_photo: Mapping[str, Mapping[str, float]] | None = None,
     window: list[Hit] | None = None,
 ) -> list[SearchResult]:
     """The page ``offset:offset + k`` of the fused ranking over ``leg_hits``.
 
-    ``window``, when given, receives one hit per fused candidate (the whole ranking, not only
-    the page): what facets are counted over.
+    ``whole_photo``: per image leg, the whole query photo's cosine per point id
+    (``LegRunner``), which the exact-match rule judges by. ``window``, when given, receives one
+    hit per fused candidate (the whole ranking, not only the page): what facets are counted
+    over.
     """
     t = time.perf_counter()
     lists: dict[str, LegList] = {}
@@ -48,7 +51,8 @@ def fuse_page(
                 name = str(hit.payload.get("image_file", ""))
                 seen = images.setdefault(key, {})
                 seen[name] = max(seen.get(name, float("-inf")), hit.score)
-    fused, exact = fuse_legs(lists, spec, exact_match)
+    judged = None if whole_photo is None else judged_by_key(leg_hits, whole_photo, by_product)
+    fused, exact = fuse_legs(lists, spec, exact_match, judged)
     names = spec.active(lists)
     if window is not None:
         window.extend(best[f.item] for f in fused)
@@ -61,6 +65,25 @@ def fuse_page(
         )
         for f in fused
     ]
+
+
+def judged_by_key(
+    leg_hits: Sequence[tuple[str, list[Hit]]],
+    whole_photo: Mapping[str, Mapping[str, float]],
+    by_product: bool,
+) -> dict[str, dict[str, float]]:
+    """Per leg, ``whole_photo``'s point cosines as product (or point) keys, best point first."""
+    out: dict[str, dict[str, float]] = {}
+    for leg, hits in leg_hits:
+        scores = whole_photo.get(leg)
+        if scores is None:
+            continue
+        keyed = out.setdefault(leg, {})
+        for hit in hits:
+            if hit.id in scores:
+                key = key_of(hit, by_product)
+                keyed[key] = max(keyed.get(key, -1.0), scores[hit.id])
+    return out
 
 
 def to_result(

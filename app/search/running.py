@@ -15,7 +15,7 @@ import numpy as np
 
 from app.search import legs
 from app.search.checks import Prepared
-from app.search.encode import QueryEmbedder
+from app.search.encode import PhotoVectors, QueryEmbedder
 from app.search.leg_names import (
     BM25,
     IMAGE_INSTANCE,
@@ -27,7 +27,7 @@ from app.search.leg_names import (
 from app.search.query import SearchQuery
 from app.search.schemas import PredictedCategory
 from app.search.timing import elapsed_ms, timed
-from app.store import Hit, VectorStore, category_ancestors
+from app.store import IMAGE_VECTOR, INSTANCE_VECTOR, Hit, VectorStore, category_ancestors
 
 MAX_CANDIDATES = 1_000
 CATEGORY_VOTERS = 10  # top image neighbours that vote on the predicted category
@@ -67,6 +67,11 @@ def predict_category(hits: Sequence[Hit], confidence: float) -> PredictedCategor
     return best
 
 
+# Points of the judge leg whose stored vector is compared with the whole photo: the very shot,
+# if it is in the catalog, is among the first few of the views' search.
+EXACT_CHECKED = 10
+
+
 class LegRunner:
     """Runs a checked query's legs against one store, on a shared thread pool."""
 
@@ -81,8 +86,9 @@ class LegRunner:
         prep: Prepared,
         wanted: Sequence[str],
         timings: dict[str, float],
-    ) -> tuple[LegHits, PredictedCategory | None]:
-        """Embed the inputs and run the ``wanted`` legs concurrently: (hits, ms) per leg."""
+    ) -> tuple[LegHits, PredictedCategory | None, dict[str, dict[str, float]]]:
+        """Embed the inputs and run the ``wanted`` legs concurrently: (hits, ms) per leg, the
+        predicted category, and the whole photo's cosines (``whole_photo_scores``)."""
         text, profile, flt, floors = prep.text, prep.profile, prep.flt, prep.spec.floors
         limit = candidate_limit(profile.candidates, query.offset, query.k)
 
@@ -91,8 +97,10 @@ class LegRunner:
             text_job = self.pool.submit(self.embedder.text, text, timings)
         image_vec: np.ndarray | None = None
         instance_vec: np.ndarray | None = None
+        photo: PhotoVectors | None = None
         if query.image:
-            image_vec, instance_vec = self.embedder.photo(query.image, query.crop, timings)
+            photo = self.embedder.photo(query.image, query.crop, timings)
+            image_vec, instance_vec = photo.image, photo.instance
         text_vec = text_job.result() if text_job is not None else None
 
         predicted: PredictedCategory | None = None
@@ -149,4 +157,31 @@ class LegRunner:
         for leg, job in jobs.items():
             done[leg] = job.result()
         timings["legs"] = elapsed_ms(t)
-        return done, predicted
+        whole: dict[str, dict[str, float]] = {}
+        if photo is not None and profile.exact_match is not None:
+            whole = self.whole_photo_scores(photo, done)
+        return done, predicted, whole
+
+    def whole_photo_scores(self, photo: PhotoVectors, done: LegHits) -> dict[str, dict[str, float]]:
+        """Per image leg that ran, the whole photo's cosine with its top points' stored vectors.
+
+        The legs search with the views' mean, which never reaches 1 for the very catalog shot;
+        the exact-match rule needs the cosine that does. Both judge candidates are scored, so
+        offline re-fusion under other weights judges as the service would.
+        """
+        judges = (
+            (IMAGE_INSTANCE, photo.whole_instance, INSTANCE_VECTOR),
+            (IMAGE_TO_IMAGE, photo.whole_image, IMAGE_VECTOR),
+        )
+        out: dict[str, dict[str, float]] = {}
+        for leg, vec, name in judges:
+            if leg not in done or vec is None:
+                continue
+            ids = [hit.id for hit in done[leg][0][:EXACT_CHECKED]]
+            stored = self.store.vectors(ids) if ids else {}
+            out[leg] = {
+                pid: float(vectors[name] @ vec)
+                for pid, vectors in stored.items()
+                if name in vectors
+            }
+        return out

@@ -26,7 +26,7 @@ from app.search.facets import CATEGORY_KEY, category_facets
 from app.search.query import SearchQuery
 from app.search.ranking import LegList, group_hits
 from app.search.recommend import Recommender
-from app.search.results import fuse_page
+from app.search.results import fuse_page, judged_by_key
 from app.search.running import LegRunner
 from app.search.schemas import Filters, Product, ProfileRef, SearchResponse
 from app.search.timing import elapsed_ms
@@ -43,7 +43,7 @@ class SearchService:
         store: VectorStore,
         encoder: QueryEncoder,
         profiles: ProfileRepository | None = None,
-        rrf_k: int = 60,
+        rrf_k: int | None = None,
         max_k: int = 100,
         max_window: int = 1_000,
         leg_threads: int = 8,
@@ -52,7 +52,9 @@ class SearchService:
         self.store = store
         self.encoder = encoder
         self.profiles = profiles
-        self.default_profile = DEFAULT_PROFILE.model_copy(update={"k": rrf_k})
+        self.default_profile = (
+            DEFAULT_PROFILE if rrf_k is None else DEFAULT_PROFILE.model_copy(update={"k": rrf_k})
+        )
         self.max_k = max_k
         self.max_window = max_window
         self._pool = ThreadPoolExecutor(max_workers=leg_threads, thread_name_prefix="search-leg")
@@ -91,7 +93,7 @@ class SearchService:
                 f"every leg this query can use ({', '.join(prep.available)}) has weight 0"
             )
         timings: dict[str, float] = {}
-        done, predicted = self._runner.run(query, prep, wanted, timings)
+        done, predicted, whole = self._runner.run(query, prep, wanted, timings)
         for leg in wanted:
             timings[f"leg_{leg}"] = done[leg][1]
 
@@ -105,6 +107,7 @@ class SearchService:
             query.group_by_product,
             timings,
             exact_match=prep.profile.exact_match,
+            whole_photo=whole,
             window=window,
         )
         facets = None
@@ -125,15 +128,20 @@ class SearchService:
             facets=facets,
         )
 
-    def leg_lists(self, query: SearchQuery) -> dict[str, LegList]:
-        """Every leg the query's inputs allow, run once, each grouped by product: no fusion.
+    def leg_lists(
+        self, query: SearchQuery
+    ) -> tuple[dict[str, LegList], dict[str, dict[str, float]]]:
+        """Every leg the query's inputs allow, run once, each grouped by product: no fusion;
+        and the exact-match rule's cosines per leg and key (``fuse_legs``'s ``judged``).
 
         For offline tuning, which re-fuses these lists under many weightings; the candidates,
         filters, floors and category prediction are the ones ``search`` would use.
         """
         prep = self._checks.prepare(query)
-        done, _ = self._runner.run(query, prep, list(prep.available), {})
-        return {leg: group_hits(done[leg][0], query.group_by_product) for leg in prep.available}
+        done, _, whole = self._runner.run(query, prep, list(prep.available), {})
+        leg_hits = [(leg, done[leg][0]) for leg in prep.available]
+        lists = {leg: group_hits(hits, query.group_by_product) for leg, hits in leg_hits}
+        return lists, judged_by_key(leg_hits, whole, query.group_by_product)
 
     # -- products ----------------------------------------------------------------------------
 

@@ -161,7 +161,15 @@ def test_a_score_floor_drops_weak_hits_and_keeps_the_filter(
 ) -> None:
     row = _rows(priced)[5]
     files = {"image": ("q.jpg", _photo(priced, row), "image/jpeg")}
-    fusion = {"weights": {"image_text": 0}, "floors": {"image": 0.999}}
+    plain = {"weights": {"image_text": 0}}
+    scores = [
+        r["explain"]["image"]["score"]
+        for r in client.post(
+            "/v1/search", files=files, data={"fusion": json.dumps(plain), "explain": "true"}
+        ).json()["results"]
+    ]
+    # A floor between the best and the second-best image score keeps the best alone.
+    fusion = {**plain, "floors": {"image": (scores[0] + scores[1]) / 2}}
     body = client.post("/v1/search", files=files, data={"fusion": json.dumps(fusion)}).json()
     assert [r["product_id"] for r in body["results"]] == [row["product_id"]]
     other = "Grocery" if row["category"].startswith("Apparel") else "Apparel"

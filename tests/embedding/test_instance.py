@@ -24,6 +24,8 @@ from ingestion.pipeline import ingest_catalog
 from tests.fakes import INSTANCE_DIM, FakeEncoder, InstanceFakeEncoder
 
 TINY = {"image_size": 64, "batch_size": 16, "warmup_steps": 2, "context_length": 24}
+GEM_DIM = 16
+INST = 32 + GEM_DIM  # the head's output, then the projected GeM features
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +33,7 @@ def trained(
     tmp_path_factory: pytest.TempPathFactory, mini_catalog: Path
 ) -> tuple[Path, TrainReport]:
     out = tmp_path_factory.mktemp("inst") / "bundle"
-    recipe = Recipe(steps=16, instance_dim=32, **TINY)
+    recipe = Recipe(steps=16, instance_dim=32, instance_gem_dim=GEM_DIM, **TINY)
     return out, train(recipe, mini_catalog, out)
 
 
@@ -49,13 +51,19 @@ def test_bundle_has_the_instance_output(
 ) -> None:
     bundle, _ = trained
     encoder = Encoder(bundle, device="cpu")
-    assert encoder.manifest.instance_dim == encoder.instance_dim == 32
+    assert encoder.manifest.instance_dim == encoder.instance_dim == INST
     assert encoder.manifest.parity["image_real_instance_min_cos"] >= 0.999
     assert encoder.manifest.parity["image_random_instance_min_cos"] >= 0.999
     images = [load_image(p) for p in sorted((mini_catalog / "images").iterdir())[:3]]
     emb, inst = encoder.encode_images_with_instance(images)
-    assert emb.shape == (3, 384) and inst.shape == (3, 32)
+    assert emb.shape == (3, 384) and inst.shape == (3, INST)
     assert np.allclose(np.linalg.norm(inst, axis=1), 1.0, atol=1e-5)
+    # Two unit parts scaled by the weight's square roots: the cosine is their weighted sum.
+    weight = Recipe().instance_gem_weight
+    assert np.allclose(np.linalg.norm(inst[:, :32], axis=1) ** 2, 1 - weight, atol=1e-4)
+    assert np.allclose(np.linalg.norm(inst[:, 32:], axis=1) ** 2, weight, atol=1e-4)
+    # The GeM part was fitted (principal axes of the catalog), so images differ in it.
+    assert float(np.abs(inst[0, 32:] - inst[1, 32:]).max()) > 1e-3
     # The same graph run for the embeddings alone gives the same embeddings.
     assert np.allclose(encoder.encode_images(images), emb, atol=1e-5)
 
@@ -102,12 +110,12 @@ def test_ingest_writes_the_instance_vector_and_search_serves_its_leg(
         report = ingest_catalog(mini_catalog, store, encoder)
         assert report.images > 0
         assert INSTANCE_VECTOR in store.dense_vectors()
-        assert store.info().extra["instance_dim"] == 32
+        assert store.info().extra["instance_dim"] == INST
         catalog = read_catalog(mini_catalog)
         product = catalog.products[3]
         points = store.product_points(product.product_id)
         vectors = store.vectors([points[0].id])[points[0].id]
-        assert vectors[INSTANCE_VECTOR].shape == (32,)
+        assert vectors[INSTANCE_VECTOR].shape == (INST,)
         photo = catalog.image_path(product.image_files[0]).read_bytes()
         _, inst = encoder.encode_images_with_instance([load_image(photo)])
         assert float(vectors[INSTANCE_VECTOR] @ inst[0]) > 0.999  # the same upsert, same photo
@@ -119,7 +127,10 @@ def test_ingest_writes_the_instance_vector_and_search_serves_its_leg(
             top = response.results[0]
             assert top.product_id == product.product_id
             assert top.ranks[IMAGE_INSTANCE] == 1
-            assert top.exact_match  # its own photo: instance cosine 1
+            # Its own photo: the whole photo's instance cosine is 1, though the legs search
+            # with the mean over the photo and its centre crops.
+            assert top.exact_match
+            assert top.explain is not None and top.explain[IMAGE_INSTANCE].score < 0.999
         finally:
             service.close()
     finally:
@@ -169,3 +180,16 @@ def test_fake_instance_encoder_serves_the_leg_for_every_image_of_a_product(
             service.close()
     finally:
         store.close()
+
+
+def test_text_tower_runs_at_the_batch_s_own_length(trained: tuple[Path, TrainReport]) -> None:
+    bundle, _ = trained
+    encoder = Encoder(bundle, device="cpu")
+    assert encoder.text_dynamic_length
+    assert encoder.manifest.parity["text_trimmed_min_cos"] >= 0.999
+    texts = ["shirt", "navy linen shirt with short sleeves"]
+    full = encoder.tokenizer.encode_batch(texts)
+    (padded,) = encoder._text.run(None, {"input_ids": full})
+    padded = padded / np.linalg.norm(padded, axis=1, keepdims=True)
+    # Trimmed to the longest text's tokens, the embeddings are those of the padded ids.
+    assert np.allclose(encoder.encode_texts(texts), padded, atol=1e-5)

@@ -11,7 +11,7 @@ from tokenizers import Tokenizer
 
 from app.embedding import ClipTokenizer, load_manifest
 from app.embedding import tokenizer as tokenizer_module
-from app.embedding.tokenizer import build_clip_tokenizer_json, clean_text
+from app.embedding.tokenizer import build_clip_tokenizer_json, clean_text, trim_padding
 
 FULL_WIDTH = "\uff21\uff22\uff23 full width"  # full-width ABC
 
@@ -116,3 +116,9 @@ def test_tokenizer_json_works_standalone(tmp_path: Path, clip_tokenizer: ClipTok
     # The JSON's own normaliser lower-cases and collapses whitespace like clean_text.
     text = "  Navy   BLUE\tT-Shirt  "
     assert raw.encode(text, add_special_tokens=False).ids == clip_tokenizer.encode(text)
+
+
+def test_trim_padding_keeps_the_longest_row() -> None:
+    ids = np.array([[5, 7, 9, 0, 0, 0], [5, 9, 0, 0, 0, 0]])
+    assert trim_padding(ids, 0).tolist() == [[5, 7, 9], [5, 9, 0]]
+    assert trim_padding(np.zeros((2, 6), dtype=np.int64), 0).shape == (2, 2)

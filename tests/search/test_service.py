@@ -244,9 +244,14 @@ def test_leg_lists_runs_every_leg_the_inputs_allow(service: SearchService, catal
     query = SearchQuery(
         text="shirt", image=_photo(catalog, "shirt-2"), fusion=FusionSpec(weights={BM25: 0})
     )
-    lists = service.leg_lists(query)
+    lists, judged = service.leg_lists(query)
     assert list(lists) == PLAIN_LEGS
     assert all(len({key for key, _ in hits}) == len(hits) for hits in lists.values())
+    # The exact-match rule's cosines: the whole photo against the image leg's first products,
+    # its own shot at cosine 1.
+    assert set(judged) == {"image"}
+    assert judged["image"]["shirt-2"] == pytest.approx(1.0, abs=1e-5)
+    assert set(judged["image"]) <= {key for key, _ in lists["image"]}
 
 
 # -- paging, grouping, explain ---------------------------------------------------------------
@@ -330,8 +335,17 @@ def test_filters_hold_on_every_leg(service: SearchService, catalog: Path) -> Non
 
 
 def test_a_score_floor_drops_weak_hits(service: SearchService, catalog: Path) -> None:
-    floor = FusionSpec(weights={"image_text": 0}, floors={"image": 0.999})
-    response = service.search(SearchQuery(image=_photo(catalog, "tea-1"), fusion=floor))
+    photo = _photo(catalog, "tea-1")
+    plain = service.search(
+        SearchQuery(
+            image=photo, k=MAX_K, explain=True, fusion=FusionSpec(weights={"image_text": 0})
+        )
+    )
+    scores = [r.explain["image"].score for r in plain.results if r.explain]
+    assert plain.results[0].product_id == "tea-1" and len(scores) > 2
+    # A floor between the best and the second-best image score keeps the best alone.
+    floor = FusionSpec(weights={"image_text": 0}, floors={"image": (scores[0] + scores[1]) / 2})
+    response = service.search(SearchQuery(image=photo, fusion=floor))
     assert _ids(response) == ["tea-1"]
 
 

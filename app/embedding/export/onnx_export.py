@@ -87,8 +87,17 @@ def export_onnx(
     external_data: bool,
     exporter: str,
     output_names: tuple[str, ...] = (EMBEDDINGS_OUTPUT,),
+    max_tokens: int | None = None,
 ) -> str:
-    """Write ``module`` to ``path`` with a dynamic batch axis; returns the exporter used."""
+    """Write ``module`` to ``path`` with a dynamic batch axis; returns the exporter used.
+
+    ``max_tokens`` also makes axis 1 (a text tower's tokens) dynamic, up to that length, with
+    the torch.export-based exporter; the TorchScript fallback keeps the traced length, since
+    its traces can bake a length in without failing.
+    """
+    dims: dict[int, Any] = {0: torch.export.Dim("batch")}
+    if max_tokens is not None:
+        dims[1] = torch.export.Dim("tokens", min=2, max=max_tokens)
 
     def run(**options: Any) -> None:
         # The bundle's graph signature; ``options`` pick and configure the exporter.
@@ -107,7 +116,7 @@ def export_onnx(
             run(
                 opset_version=opset,
                 dynamo=True,
-                dynamic_shapes=({0: torch.export.Dim("batch")},),
+                dynamic_shapes=(dims,),
                 external_data=external_data,
                 verbose=False,
             )
@@ -172,17 +181,20 @@ def export_towers(
     }
     for kind, file_name, input_name in TOWERS:
         t0 = time.perf_counter()
-        exporters[kind] = export_onnx(
-            torch,
-            _tower(torch, model, kind),
-            examples[kind],
-            bundle / file_name,
-            input_name,
-            opset,
-            external,
-            exporter,
-            outputs[kind],
-        )
+        args = (torch, _tower(torch, model, kind), examples[kind], bundle / file_name, input_name)
+        if kind == "text":
+            # A dynamic token axis lets a short query run at its own length (the parity
+            # check compares trimmed ids with torch at full length); a tower that cannot be
+            # traced that way keeps the fixed context length.
+            try:
+                exporters[kind] = export_onnx(
+                    *args, opset, external, exporter, outputs[kind], spec.context_length
+                )
+            except ExportError as exc:
+                log.warning("text tower with a dynamic token axis failed (%s); fixed length", exc)
+                exporters[kind] = export_onnx(*args, opset, external, exporter, outputs[kind])
+        else:
+            exporters[kind] = export_onnx(*args, opset, external, exporter, outputs[kind])
         log.info("exported %s tower in %.1fs (%s)", kind, time.perf_counter() - t0, exporters[kind])
     return exporters
 

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import open_clip  # type: ignore[import-untyped]
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from app.embedding.training.recipe import Recipe
@@ -70,6 +71,9 @@ def _load_trunk(trunk: nn.Module, state: dict[str, torch.Tensor]) -> None:
 class DualEncoder(nn.Module):
     """open_clip CustomTextCLIP plus auxiliary attribute heads on the pooled image features."""
 
+    gem_mean: torch.Tensor  # buffers (see __init__), declared for the type checker
+    gem_proj: torch.Tensor
+
     def __init__(self, recipe: Recipe, num_labels: dict[str, int]) -> None:
         super().__init__()
         self.recipe = recipe
@@ -124,6 +128,18 @@ class DualEncoder(nn.Module):
             self.instance = nn.Sequential(
                 nn.Linear(features, 512), nn.ReLU(), nn.Linear(512, recipe.instance_dim)
             )
+        # The instance vector's second part: GeM-pooled trunk features projected on their
+        # principal axes (fitted on the catalog after training, ``fit_gem_projection``). The
+        # learned head generalises across different photos of a product; these keep the
+        # fine detail that finds the very image again when it is re-photographed.
+        gem_dim = recipe.instance_gem_dim if recipe.instance_dim > 0 else 0
+        self.register_buffer("gem_mean", torch.zeros(features))
+        self.register_buffer("gem_proj", torch.zeros(features, gem_dim))
+        self.gem_fitted = False
+
+    @property
+    def gem_dim(self) -> int:
+        return int(self.gem_proj.shape[1]) if self.gem_fitted else 0
 
     # Properties, not attributes: registering the towers' parts twice would store every
     # weight twice in the checkpoint.
@@ -169,13 +185,52 @@ class DualEncoder(nn.Module):
         out: torch.Tensor = self.head(self.trunk(pixels))
         return out
 
+    def gem(self, maps: torch.Tensor) -> torch.Tensor:
+        """Generalised-mean pooling (p=3) of a feature map (Radenović et al., 2018)."""
+        return maps.clamp(min=1e-6).pow(3).mean((2, 3)).pow(1.0 / 3)
+
     def encode_image_with_instance(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(text-aligned embedding, instance embedding), un-normalised, from one trunk pass."""
+        """(text-aligned embedding, instance embedding) from one trunk pass.
+
+        The text-aligned one un-normalised. The instance one is the head's output, L2
+        normalised and scaled, followed by the projected GeM features, likewise: the cosine of
+        two such vectors is a fixed weighted sum of the two parts' cosines.
+        """
         if self.instance is None:
             raise ValueError("this model has no instance head (recipe instance_dim 0)")
-        pooled = self.trunk(pixels)
+        trunk: Any = self.trunk
+        maps = trunk.forward_features(pixels)
+        pooled = trunk.forward_head(maps)
         inst: torch.Tensor = self.instance(pooled)
+        if self.gem_dim:
+            weight = self.recipe.instance_gem_weight
+            gem = (self.gem(maps) - self.gem_mean) @ self.gem_proj
+            inst = torch.cat(
+                [
+                    F.normalize(inst, dim=-1) * (1.0 - weight) ** 0.5,
+                    F.normalize(gem, dim=-1) * weight**0.5,
+                ],
+                dim=-1,
+            )
         return self.head(pooled), inst
+
+    @torch.no_grad()
+    def fit_gem_projection(self, pixels: list[torch.Tensor]) -> None:
+        """Principal axes of the GeM features of ``pixels`` (batches of catalog images)."""
+        if self.gem_proj.shape[1] == 0:
+            return
+        trunk: Any = self.trunk
+        feats = torch.cat([self.gem(trunk.forward_features(batch)) for batch in pixels])
+        mean = feats.mean(0)
+        # Centred: unrelated products then score near 0, not near 1 as raw (non-negative)
+        # GeM features do, so one exact-match threshold suits both parts.
+        _, _, v = torch.linalg.svd(feats - mean, full_matrices=False)
+        k = min(self.gem_proj.shape[1], v.shape[0])
+        proj = torch.zeros_like(self.gem_proj)
+        proj[:, :k] = v[:k].T
+        self.gem_mean.copy_(mean)
+        self.gem_proj.copy_(proj)
+        self.gem_fitted = True
 
     def encode_text(self, ids: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = self.clip.encode_text(ids)

@@ -14,7 +14,7 @@ INITS = ("imagenet", "scratch")
 # Torch weights a trained bundle keeps beside its ONNX files, so training can continue from it.
 CHECKPOINT_FILE = "train_state.pt"
 # Bump when the training code changes what a recipe produces, so cached models are retrained.
-RECIPE_VERSION = 3  # 3: the instance head and its multi-view loss
+RECIPE_VERSION = 4  # 3: the instance head and its multi-view loss; 4: + the GeM part
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,9 @@ class Recipe:
     # Same-category negatives count this many times in the denominator: they are the near
     # look-alikes ("Men Blue Shirt") the instance vector must tell apart; costs nothing extra.
     instance_hard_weight: float = 2.0
+    # The instance vector's GeM part (see DualEncoder): its width and its share of the cosine.
+    instance_gem_dim: int = 512
+    instance_gem_weight: float = 0.5
     clip_text_width: int = 256
     clip_text_layers: int = 4
     seed: int = 0
@@ -53,6 +56,8 @@ class Recipe:
             raise ValueError(f"text tower must be one of {', '.join(TEXT_TOWERS)}")
         if self.instance_dim < 0 or self.instance_weight < 0 or self.instance_temperature <= 0:
             raise ValueError("instance_dim and instance_weight must be >= 0, the temperature > 0")
+        if self.instance_gem_dim < 0 or not 0 <= self.instance_gem_weight < 1:
+            raise ValueError("instance_gem_dim must be >= 0 and instance_gem_weight in [0, 1)")
         if self.minutes <= 0 and self.steps is None:
             raise ValueError("give a positive time budget or a step count")
         if self.init not in INITS and not (Path(self.init) / CHECKPOINT_FILE).is_file():

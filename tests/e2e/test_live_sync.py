@@ -143,13 +143,15 @@ def test_sigkill_during_writes_loses_nothing_acknowledged(
         with sqlite3.connect(data / name) as db:
             assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
-    with running_server(fake_serve_cmd(data), env=_env(SNAPSHOP_ADMIN_KEY=KEY)) as url:
-        with httpx.Client(base_url=url, headers=ADMIN, timeout=10) as c:
-            for judge, product, relevant in acked_marks:
-                params = {"judge": judge, "product_id": product}
-                rows = c.get("/v1/judgements", params=params).json()["judgements"]
-                assert [r["relevant"] for r in rows] == [relevant], (judge, product)
-            for name, version, weight in acked_profiles:
-                r = c.get(f"/v1/fusion/profiles/{name}", params={"version": version})
-                assert r.status_code == 200, (name, version)
-                assert r.json()["weights"]["bm25"] == weight
+    with (
+        running_server(fake_serve_cmd(data), env=_env(SNAPSHOP_ADMIN_KEY=KEY)) as url,
+        httpx.Client(base_url=url, headers=ADMIN, timeout=10) as c,
+    ):
+        for judge, product, relevant in acked_marks:
+            params = {"judge": judge, "product_id": product}
+            rows = c.get("/v1/judgements", params=params).json()["judgements"]
+            assert [r["relevant"] for r in rows] == [relevant], (judge, product)
+        for name, version, weight in acked_profiles:
+            r = c.get(f"/v1/fusion/profiles/{name}", params={"version": version})
+            assert r.status_code == 200, (name, version)
+            assert r.json()["weights"]["bm25"] == weight

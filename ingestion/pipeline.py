@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from app.embedding.preprocess import load_image
-from app.store import StoreError, VectorStore, point_id
+from app.store import PointRecord, StoreError, VectorStore, point_id
 from ingestion.catalog import Catalog, CatalogProduct, Reject, read_catalog
 from ingestion.documents import point_record, product_text
 
@@ -194,6 +194,25 @@ def ingest_catalog(
     changed: set[str] = set()
     present = {pid for pid in expected if pid in existing}
 
+    listed = {p.product_id for p in catalog.products} | {r.product_id for r in catalog.rejects}
+    # Stale: images a catalog product no longer lists, and (with prune) products gone from
+    # products.csv. A row that is merely rejected this time keeps its points.
+    stale = [
+        pid
+        for pid, (product_id, _) in existing.items()
+        if pid not in expected and (product_id in hashes or (prune and product_id not in listed))
+    ]
+    stale_of: dict[str, list[str]] = {}
+    for pid in stale:
+        stale_of.setdefault(existing[pid][0], []).append(pid)
+    stale_products = set(stale_of)
+
+    # A product's change is written in one ``store.write`` (its new points and its dropped
+    # images together) once all its images are through the model, so a search running beside
+    # this sync sees the product as it was or as it is, never half of each.
+    remaining = Counter(job.product.product_id for job in jobs)
+    pending: dict[str, list[PointRecord]] = {}
+
     text_vectors: dict[str, np.ndarray] = {}
 
     def prepare(job: _Job) -> np.ndarray | str:
@@ -225,41 +244,42 @@ def ingest_catalog(
                 if new_texts:
                     encoded = encoder.encode_texts([texts[pid] for pid in new_texts])
                     text_vectors.update(zip(new_texts, encoded, strict=True))
-                points = [
-                    point_record(
-                        job.product,
-                        job.image_file,
-                        job.path,
-                        hashes[job.product.product_id],
-                        vec,
-                        text_vectors[job.product.product_id],
-                        inst if encoder.instance_dim else None,
+                for (job, _), vec, inst in zip(good, vectors, instances, strict=True):
+                    pending.setdefault(job.product.product_id, []).append(
+                        point_record(
+                            job.product,
+                            job.image_file,
+                            job.path,
+                            hashes[job.product.product_id],
+                            vec,
+                            text_vectors[job.product.product_id],
+                            inst if encoder.instance_dim else None,
+                        )
                     )
-                    for (job, _), vec, inst in zip(good, vectors, instances, strict=True)
-                ]
-                store.upsert(points)
-                report.embedded += len(points)
-                report.written += len(points)
-                present.update(p.id for p in points)
                 changed.update(job.product.product_id for job, _ in good)
                 # A product's images are consecutive in ``jobs``: only the last one can recur.
                 last = good[-1][0].product.product_id
                 text_vectors = {last: text_vectors[last]}
+            remaining.subtract(job.product.product_id for job in batch)
+            whole = {
+                job.product.product_id for job in batch if remaining[job.product.product_id] == 0
+            }
+            points = [p for product_id in sorted(whole) for p in pending.pop(product_id, [])]
+            dropped = [pid for product_id in sorted(whole) for pid in stale_of.pop(product_id, [])]
+            if points or dropped:
+                store.write(points, dropped)
+                report.embedded += len(points)
+                report.written += len(points) + len(dropped)
+                present.update(p.id for p in points)
             if progress is not None:
                 progress(len(batch), len(jobs))
 
-    listed = {p.product_id for p in catalog.products} | {r.product_id for r in catalog.rejects}
-    # Stale: images a catalog product no longer lists, and (with prune) products gone from
-    # products.csv. A row that is merely rejected this time keeps its points.
-    stale = [
-        pid
-        for pid, (product_id, _) in existing.items()
-        if pid not in expected and (product_id in hashes or (prune and product_id not in listed))
-    ]
-    if stale:
-        store.delete(stale)
-        report.written += len(stale)
-    stale_products = {existing[pid][0] for pid in stale}
+    # What is left: dropped images of products with nothing to re-embed (an earlier run stopped
+    # between writing and deleting) and pruned products, each product's points in one write.
+    rest = [pid for ids in stale_of.values() for pid in ids]
+    if rest:
+        store.write((), rest)
+        report.written += len(rest)
     changed |= stale_products & hashes.keys()
     report.deleted = len(stale_products - hashes.keys())
 

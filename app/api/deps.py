@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request
 
+from app.api.sync import SyncJobs
 from app.api.thumbnails import Thumbnails
 from app.embedding import Encoder
 from app.evaluation.judgements import JudgementStore
@@ -57,6 +58,11 @@ def get_thumbnails(request: Request) -> Thumbnails:
     return thumbnails
 
 
+def get_sync(request: Request) -> SyncJobs:
+    jobs: SyncJobs = request.app.state.sync
+    return jobs
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ThumbnailsDep = Annotated[Thumbnails, Depends(get_thumbnails)]
 ProfilesDep = Annotated[ProfileRepository, Depends(get_profiles)]
@@ -65,6 +71,7 @@ QuerySetsDep = Annotated[QuerySetStore, Depends(get_querysets)]
 ServiceDep = Annotated[SearchService, Depends(get_service)]
 EncoderDep = Annotated[Encoder, Depends(get_encoder)]
 StoreDep = Annotated[VectorStore, Depends(get_store)]
+SyncDep = Annotated[SyncJobs, Depends(get_sync)]
 
 
 def require_admin(

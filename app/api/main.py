@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager, closing
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from app.api.announce import remove_server_file, write_server_file
 from app.api.routes import (
     admin,
     evaluation,
@@ -20,6 +21,7 @@ from app.api.routes import (
     profiles,
     search,
 )
+from app.api.sync import SyncJobs
 from app.api.thumbnails import Thumbnails
 from app.components import load_encoder, open_components, open_judgements, open_querysets
 from app.embedding import Encoder
@@ -31,8 +33,14 @@ from app.store import StoreError
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None, encoder: Encoder | None = None) -> FastAPI:
-    """The app; ``encoder`` lets a caller that already loaded the model hand it over."""
+def create_app(
+    settings: Settings | None = None, encoder: Encoder | None = None, announce: str | None = None
+) -> FastAPI:
+    """The app; ``encoder`` lets a caller that already loaded the model hand it over.
+
+    ``announce``: the URL this server answers on, written to ``<data-dir>/server.json`` while
+    it runs, so that ``snapshop ingest`` on the same data dir hands its sync to this server.
+    """
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -53,8 +61,19 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None)
             app.state.judgements = marks
             app.state.querysets = sets
             app.state.thumbnails = Thumbnails(settings.thumbs_dir)
+            app.state.sync = SyncJobs(
+                parts.store, parts.encoder, settings.data_dir, settings.batch_size
+            )
+            if announce is not None:
+                write_server_file(settings.data_dir, announce)
             log.info("serving model %s on %s", encoder.model_id, encoder.provider)
-            yield
+            try:
+                yield
+            finally:
+                if announce is not None:
+                    remove_server_file(settings.data_dir)
+                # Before the store closes: a running sync stops at its next batch.
+                app.state.sync.close()
 
     app = FastAPI(
         title="snapshop",

@@ -4,11 +4,33 @@ from __future__ import annotations
 
 from contextlib import closing
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from app.cli.common import err, friendly_errors, progress_bar, settings
+from app.cli.common import err, fail, friendly_errors, progress_bar, settings
+
+
+def print_outcome(result: dict[str, Any]) -> None:
+    """A run's summary, as a local run and a run handed to the server both print it."""
+    counts = result["counts"]
+    for reject in result["rejects"]:
+        err.print(
+            f"[yellow]rejected[/] {reject['source']} ({reject['product_id']}): {reject['reason']}"
+        )
+    if counts["rejected"] > len(result["rejects"]):
+        err.print(f"[yellow]… and {counts['rejected'] - len(result['rejects'])} more rejects[/]")
+    if result["quarantine"] is not None:
+        err.print(
+            f"[yellow]warning:[/] {counts['rejected']} rejected, listed in {result['quarantine']}",
+            soft_wrap=True,
+        )
+    err.print(result["changes"], soft_wrap=True)
+    err.print(
+        f"{result['seconds']:.1f}s, {result['images_per_s']:.1f} images/s embedded, "
+        f"index: {result['index']}"
+    )
+    print(result["summary"])
 
 
 def ingest(
@@ -33,13 +55,38 @@ def ingest(
         typer.Option(min=1, help="Decode/preprocess threads (default: one per CPU)."),
     ] = None,
 ) -> None:
-    """Sync the store with a catalog: embed new or changed images, keep the rest."""
+    """Sync the store with a catalog: embed new or changed images, keep the rest.
+
+    When a running `snapshop serve` holds the data dir, the sync runs in that server (which
+    keeps answering searches) and this command follows it.
+    """
+    from app.api.announce import read_server_file
     from app.components import load_encoder, open_store
     from ingestion.pipeline import ingest_catalog
     from ingestion.quarantine import run_id, write_quarantine
     from ingestion.runs import fail_run, finish_run, start_run
+    from ingestion.sync import SyncOptions, SyncOutcome
 
     cfg = settings()
+    server = read_server_file(cfg.data_dir)
+    if server is not None:
+        from app.cli.handoff import hand_off
+
+        if not catalog_dir.is_dir():
+            fail(f"catalog folder not found: {catalog_dir}")
+        options = SyncOptions(
+            prune=prune,
+            replace_model=replace_model,
+            build_index=build_index,
+            batch_size=batch_size,
+            workers=workers,
+        )
+        result = hand_off(server, cfg, catalog_dir, options)
+        print_outcome(result)
+        if strict and result["counts"]["rejected"]:
+            raise typer.Exit(1)
+        return
+
     run = run_id()
     record = start_run(cfg.runs_dir, run, catalog_dir)
     try:
@@ -74,18 +121,7 @@ def ingest(
         raise
     quarantine = write_quarantine(cfg.data_dir / "quarantine", run, report.rejects)
     finish_run(cfg.runs_dir, record, report, quarantine, index)
-    for reject in report.rejects[:20]:
-        err.print(f"[yellow]rejected[/] {reject.source} ({reject.product_id}): {reject.reason}")
-    if report.rejected > 20:
-        err.print(f"[yellow]… and {report.rejected - 20} more rejects[/]")
-    if quarantine is not None:
-        err.print(
-            f"[yellow]warning:[/] {report.rejected} rejected, listed in {quarantine}",
-            soft_wrap=True,
-        )
-    err.print(report.changes(), soft_wrap=True)
-    err.print(f"{report.seconds:.1f}s, {report.images_per_s:.1f} images/s embedded, index: {index}")
-    print(report.summary())
+    print_outcome(SyncOutcome(run, report, quarantine, index).to_json())
     if strict and report.rejected:
         raise typer.Exit(1)
 

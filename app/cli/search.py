@@ -123,6 +123,7 @@ def serve(
     """Serve the HTTP API (OpenAPI docs at /docs)."""
     import uvicorn
 
+    from app.api.announce import local_url
     from app.api.main import create_app
 
     cfg = settings()
@@ -131,9 +132,11 @@ def serve(
 
         # Loaded here so a missing or broken model fails before the port is bound.
         encoder = load_encoder(cfg)
+        bind, number = host or cfg.host, port or cfg.port
         uvicorn.run(
-            create_app(cfg, encoder),
-            host=host or cfg.host,
-            port=port or cfg.port,
+            # Announced in <data-dir>/server.json: `snapshop ingest` hands its syncs to us.
+            create_app(cfg, encoder, announce=local_url(bind, number)),
+            host=bind,
+            port=number,
             log_level="info",
         )

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from app.profiles.model import DEFAULT_PROFILE, FusionProfile
 from app.profiles.repository import ProfileRepository
-from app.search.checks import QueryChecks, store_filter
+from app.search.checks import Prepared, QueryChecks, store_filter
 from app.search.encode import QueryEmbedder, QueryEncoder
 from app.search.errors import QueryError
 from app.search.facets import CATEGORY_KEY, category_facets
@@ -93,6 +93,19 @@ class SearchService:
                 f"every leg this query can use ({', '.join(prep.available)}) has weight 0"
             )
         timings: dict[str, float] = {}
+        # One hold for every store call of this answer (legs and facets): a sync running
+        # beside it lands whole products before or after it, never between two legs.
+        with self.store.reading():
+            return self._search(query, prep, wanted, timings, started)
+
+    def _search(
+        self,
+        query: SearchQuery,
+        prep: Prepared,
+        wanted: list[str],
+        timings: dict[str, float],
+        started: float,
+    ) -> SearchResponse:
         done, predicted, whole = self._runner.run(query, prep, wanted, timings)
         for leg in wanted:
             timings[f"leg_{leg}"] = done[leg][1]
@@ -138,7 +151,8 @@ class SearchService:
         filters, floors and category prediction are the ones ``search`` would use.
         """
         prep = self._checks.prepare(query)
-        done, _, whole = self._runner.run(query, prep, list(prep.available), {})
+        with self.store.reading():
+            done, _, whole = self._runner.run(query, prep, list(prep.available), {})
         leg_hits = [(leg, done[leg][0]) for leg in prep.available]
         lists = {leg: group_hits(hits, query.group_by_product) for leg, hits in leg_hits}
         return lists, judged_by_key(leg_hits, whole, query.group_by_product)
@@ -146,17 +160,20 @@ class SearchService:
     # -- products ----------------------------------------------------------------------------
 
     def product(self, product_id: str) -> Product:
-        return self._recommender.product(product_id)
+        with self.store.reading():
+            return self._recommender.product(product_id)
 
     def image_path(self, product_id: str, index: int) -> Path:
         """The file of a product's ``index``-th image; ``NotFoundError`` unless the store has it."""
-        return self._recommender.image_path(product_id, index)
+        with self.store.reading():
+            return self._recommender.image_path(product_id, index)
 
     def similar(
         self, product_id: str, k: int = 10, offset: int = 0, filters: Filters | None = None
     ) -> SearchResponse:
         """Products whose images (and text) are nearest to this product's; itself excluded."""
-        return self._recommender.similar(product_id, k, offset, filters)
+        with self.store.reading():
+            return self._recommender.similar(product_id, k, offset, filters)
 
     def examples(
         self,
@@ -167,4 +184,5 @@ class SearchService:
         filters: Filters | None = None,
     ) -> SearchResponse:
         """Products like the positives and unlike the negatives (examples excluded)."""
-        return self._recommender.examples(positive, negative, k, offset, filters)
+        with self.store.reading():
+            return self._recommender.examples(positive, negative, k, offset, filters)

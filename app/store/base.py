@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -180,6 +181,19 @@ class VectorStore(Protocol):
         """
 
     def upsert(self, points: Sequence[PointRecord]) -> None: ...
+
+    def write(self, upsert: Sequence[PointRecord], delete: Sequence[str]) -> None:
+        """Upsert ``upsert`` and delete ``delete`` as one change: a reader inside ``reading()``
+        sees all of it or none of it (how a sync replaces a product's images in one step)."""
+
+    def reading(self) -> AbstractContextManager[None]:
+        """Hold while one answer's store calls run: no ``write`` lands in between, so every
+        product it sees is whole. Re-entrant within a thread; store calls made from other
+        threads on the reader's behalf (the legs' pool) need no hold of their own."""
+
+    def probe(self) -> None:
+        """Raise ``StoreError`` unless the store can serve now (files readable, collection
+        present): what ``/readyz`` asks."""
 
     def dense_vectors(self) -> tuple[str, ...]:
         """The dense vectors the collection holds: ``DENSE_VECTORS``, + ``instance`` if any."""

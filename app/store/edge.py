@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import threading
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,7 @@ from app.store.base import (
     StoreInfo,
 )
 from app.store.edge_query import engine_filter, to_hits
+from app.store.rwlock import ReadWriteLock
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +75,14 @@ class EdgeStore:
         self._terms = qe.Bm25(qe.Bm25Config(avg_len=DEFAULT_BM25_AVG_LEN))
         # The engine is thread-safe for reads; writes are serialised so a batch lands as a unit.
         self._write_lock = threading.Lock()
+        # Readers (searches) against writers that change points: see app/store/rwlock.py.
+        # Index builds take only ``_write_lock``: they change no point, so searches go on.
+        self._rw = ReadWriteLock()
         if self._meta_path.exists():
-            self._meta = json.loads(self._meta_path.read_text())
+            try:
+                self._meta = json.loads(self._meta_path.read_text())
+            except OSError as exc:
+                raise StoreError(f"cannot read the store at {self.root}: {exc}") from exc
             if self._meta.get("format") == META_FORMAT:
                 self._open(create=False)
             # else: an older layout; ensure_collection says what to do, searches say "empty".
@@ -173,11 +182,27 @@ class EdgeStore:
             "bm25_avg_len": (sum(lengths) / len(lengths)) if lengths else DEFAULT_BM25_AVG_LEN,
             "indexing_threshold_kb": self._threshold_kb,
         }
-        self._open(create=True)
+        with self._rw.writing():  # searches running now see "empty" before or the shard after
+            self._open(create=True)
         # Written after the shard exists, so a crash in between leaves no meta pointing at nothing.
         # Atomic: a crash mid-write must not leave a truncated meta file, which would make the
         # store unreadable rather than empty.
         write_text_atomic(self._meta_path, json.dumps(self._meta, indent=2))
+
+    def probe(self) -> None:
+        """Raise ``StoreError`` unless the store's files can be read now and it holds a shard.
+
+        The open shard keeps serving from file handles it already has, so a volume that went
+        away or lost its permissions would only show at the next write or restart: reading the
+        meta and listing the shard directory finds it at once, and finds it back the same way.
+        """
+        if self._shard is None:
+            self._require()
+        try:
+            json.loads(self._meta_path.read_text())
+            os.listdir(self._shard_dir)
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"the store at {self.root} cannot be read: {exc}") from exc
 
     def _require(self) -> qe.EdgeShard:
         if self._shard is None:
@@ -187,13 +212,18 @@ class EdgeStore:
         return self._shard
 
     def drop(self) -> None:
-        self.close()
+        with self._write_lock, self._rw.writing():
+            self._close()
         self._meta_path.unlink(missing_ok=True)  # first: a crash mid-way leaves "empty"
         shutil.rmtree(self._shard_dir, ignore_errors=True)
         self._meta = None
         self._bm25 = None
 
     def close(self) -> None:
+        with self._write_lock, self._rw.writing():
+            self._close()
+
+    def _close(self) -> None:
         if self._shard is not None:
             self._shard.flush()
             self._shard.close()
@@ -201,12 +231,21 @@ class EdgeStore:
 
     # -- writes --------------------------------------------------------------------------------
 
+    def reading(self) -> AbstractContextManager[None]:
+        return self._rw.reading()
+
     def upsert(self, points: Sequence[PointRecord]) -> None:
+        self.write(points, ())
+
+    def delete(self, ids: Sequence[str]) -> None:
+        self.write((), ids)
+
+    def write(self, upsert: Sequence[PointRecord], delete: Sequence[str]) -> None:
         shard = self._require()
         assert self._bm25 is not None
         with_instance = INSTANCE_VECTOR in self.dense_vectors()
         qpoints = []
-        for p in points:
+        for p in upsert:
             vectors: dict[str, Any] = {
                 IMAGE_VECTOR: np.asarray(p.image_vector, dtype=np.float32).tolist(),
                 TEXT_VECTOR: np.asarray(p.text_vector, dtype=np.float32).tolist(),
@@ -217,13 +256,12 @@ class EdgeStore:
                     raise ValueError(f"point {p.id}: this collection needs an instance vector")
                 vectors[INSTANCE_VECTOR] = np.asarray(p.instance_vector, np.float32).tolist()
             qpoints.append(qe.Point(p.id, vectors, p.payload))
-        with self._write_lock:
-            shard.update(qe.UpdateOperation.upsert_points(qpoints))
-
-    def delete(self, ids: Sequence[str]) -> None:
-        shard = self._require()
-        with self._write_lock:
-            shard.update(qe.UpdateOperation.delete_points(list(ids)))
+        # Vectors are built above, outside the locks: readers wait only for the engine calls.
+        with self._write_lock, self._rw.writing():
+            if qpoints:
+                shard.update(qe.UpdateOperation.upsert_points(qpoints))
+            if delete:
+                shard.update(qe.UpdateOperation.delete_points(list(delete)))
 
     def build_index(self) -> bool:
         with self._write_lock:

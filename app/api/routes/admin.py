@@ -1,13 +1,18 @@
-"""Operator endpoints (admin key required): indexer health."""
+"""Operator endpoints (admin key required): indexer health, live catalog syncs."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, HTTPException, Query
+from pydantic import BaseModel, ConfigDict, Field
 
-from app.api.deps import AdminDep, SettingsDep, StoreDep
+from app.api.deps import AdminDep, SettingsDep, StoreDep, SyncDep
+from app.api.sync import SyncBusyError
+from ingestion.catalog import CatalogError, products_file
 from ingestion.runs import indexer_health, list_runs
+from ingestion.sync import SyncOptions
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[AdminDep])
 
@@ -30,3 +35,63 @@ def indexers(
             "description": status.describe(),
         },
     }
+
+
+class SyncBody(BaseModel):
+    """A sync request: the catalog folder (as the server sees it) and ``snapshop ingest``'s
+    options that change what a run does."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    catalog: str = Field(description="Absolute path of the catalog folder on the server.")
+    prune: bool = Field(default=False, description="Delete products no longer in the catalog.")
+    replace_model: bool = Field(
+        default=False, description="If the store holds another model's vectors, re-embed."
+    )
+    build_index: bool = Field(default=True, description="Build the HNSW index at the end.")
+    batch_size: int | None = Field(default=None, ge=1, le=1024)
+    workers: int | None = Field(default=None, ge=1, le=64)
+
+
+def _catalog_dir(given: str) -> Path:
+    path = Path(given)
+    # A relative path would be resolved against the server's working directory, which the
+    # caller cannot see; `snapshop ingest` sends an absolute one.
+    if not path.is_absolute():
+        raise HTTPException(422, detail=f"catalog must be an absolute path, got {given!r}")
+    if not path.is_dir():
+        raise HTTPException(422, detail=f"catalog folder not found on the server: {path}")
+    try:
+        products_file(path)
+    except CatalogError as exc:
+        raise HTTPException(422, detail=str(exc)) from exc
+    return path
+
+
+@router.post("/sync", status_code=202)
+def start_sync(body: SyncBody, jobs: SyncDep) -> dict[str, Any]:
+    """Sync the store with a catalog in the background while searches go on; 409 while one
+    runs. Poll ``GET /v1/admin/sync/{job}`` for progress and the summary."""
+    catalog = _catalog_dir(body.catalog)
+    options = SyncOptions(
+        prune=body.prune,
+        replace_model=body.replace_model,
+        build_index=body.build_index,
+        batch_size=body.batch_size,
+        workers=body.workers,
+    )
+    try:
+        job = jobs.start(catalog, options)
+    except SyncBusyError as exc:
+        raise HTTPException(409, detail=str(exc)) from exc
+    return job.to_json()
+
+
+@router.get("/sync/{job}")
+def sync_status(job: str, jobs: SyncDep) -> dict[str, Any]:
+    """A sync job: ``state`` (queued, running, done, failed, cancelled), images done of the
+    total, and once done the run's counts and summary (``result``) or its ``error``."""
+    found = jobs.get(job)
+    if found is None:
+        raise HTTPException(404, detail=f"no sync job {job!r} (the server keeps its last 50)")
+    return found.to_json()

@@ -1,0 +1,149 @@
+"""Live sync: the server runs catalog ingests itself, in a background thread, one at a time.
+
+An embedded store can be opened by one process only, so while ``serve`` runs it is the only
+process that can write the store: ``POST /v1/admin/sync`` (and ``snapshop ingest``, which hands
+its run to a running server) start a job here. Searches go on meanwhile; the store's
+readers-writer lock keeps each product whole for them (``app/store/rwlock.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from app.store import VectorStore
+from ingestion.pipeline import IngestEncoder
+from ingestion.sync import SyncOptions, recorded_ingest
+
+log = logging.getLogger(__name__)
+
+QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+KEEP_JOBS = 50  # finished jobs remembered for GET /v1/admin/sync/{job}
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class SyncBusyError(RuntimeError):
+    """A sync is already running (the message names it)."""
+
+
+class _Cancelled(Exception):
+    """Raised inside the pipeline's progress callback when the server shuts down."""
+
+
+@dataclass
+class SyncJob:
+    job: str
+    catalog: str
+    options: SyncOptions
+    state: str = QUEUED
+    images_done: int = 0
+    images_total: int | None = None
+    started_at: str = field(default_factory=_now)
+    ended_at: str | None = None
+    result: dict[str, Any] | None = None
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "job": self.job,
+            "state": self.state,
+            "catalog": self.catalog,
+            "options": asdict(self.options),
+            "progress": {"images_done": self.images_done, "images_total": self.images_total},
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "result": self.result,
+            "error": self.error,
+        }
+
+
+class SyncJobs:
+    """The server's sync jobs: at most one running; the last ``KEEP_JOBS`` remembered."""
+
+    def __init__(
+        self,
+        store: VectorStore,
+        encoder: IngestEncoder,
+        data_dir: Path,
+        default_batch_size: int = 32,
+    ) -> None:
+        self._store = store
+        self._encoder = encoder
+        self._data_dir = data_dir
+        self._batch = default_batch_size
+        self._jobs: dict[str, SyncJob] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def start(self, catalog: Path, options: SyncOptions) -> SyncJob:
+        with self._lock:
+            if self._stop.is_set():
+                raise SyncBusyError("the server is shutting down")
+            running = [j for j in self._jobs.values() if j.state in (QUEUED, RUNNING)]
+            if running:
+                j = running[0]
+                raise SyncBusyError(
+                    f"sync {j.job} of {j.catalog} is still running (started {j.started_at}); "
+                    "one sync at a time: wait for it (GET /v1/admin/sync/{job})"
+                )
+            job = SyncJob(job=uuid.uuid4().hex[:12], catalog=str(catalog), options=options)
+            self._jobs[job.job] = job
+            while len(self._jobs) > KEEP_JOBS:
+                del self._jobs[next(iter(self._jobs))]
+            self._thread = threading.Thread(
+                target=self._run, args=(job,), name=f"sync-{job.job}", daemon=True
+            )
+            self._thread.start()
+            return job
+
+    def get(self, job: str) -> SyncJob | None:
+        with self._lock:
+            return self._jobs.get(job)
+
+    def close(self, timeout: float = 60.0) -> None:
+        """Stop a running job at its next batch (the next run completes it) and wait for it,
+        so that the store is never closed under a writer."""
+        self._stop.set()
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
+    def _run(self, job: SyncJob) -> None:
+        def progress(n: int, total: int) -> None:
+            if self._stop.is_set():
+                raise _Cancelled("the server shut down during the sync")
+            job.images_done += n
+            job.images_total = total
+
+        job.state = RUNNING
+        try:
+            outcome = recorded_ingest(
+                Path(job.catalog),
+                self._store,
+                self._encoder,
+                self._data_dir,
+                job.options,
+                default_batch_size=self._batch,
+                progress=progress,
+            )
+        except _Cancelled as exc:
+            job.state, job.error = CANCELLED, str(exc)
+        except Exception as exc:  # any failure ends this job, never the server
+            log.exception("sync %s of %s failed", job.job, job.catalog)
+            job.state = FAILED
+            job.error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        else:
+            job.result = outcome.to_json()
+            job.images_total = job.images_total or 0
+            job.state = DONE
+        finally:
+            job.ended_at = _now()

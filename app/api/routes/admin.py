@@ -6,10 +6,12 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 
-from app.api.deps import AdminDep, SettingsDep, StoreDep
+from app.api.deps import ADMIN_RESPONSES, AdminDep, SettingsDep, StoreDep
 from ingestion.runs import indexer_health, list_runs
 
-router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[AdminDep])
+router = APIRouter(
+    prefix="/v1/admin", tags=["admin"], dependencies=[AdminDep], responses=ADMIN_RESPONSES
+)
 
 
 @router.get("/indexers")

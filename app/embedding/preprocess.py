@@ -88,7 +88,7 @@ def load_image(
     except UnidentifiedImageError as exc:
         raise ImageError(f"{label} is not a recognised image format") from exc
     except Image.DecompressionBombError as exc:
-        raise ImageError(f"{label} is too large to decode safely: {exc}") from exc
+        raise ImageTooLargeError(f"{label} is too large to decode safely: {exc}") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         # PIL reports truncated/corrupt data through several exception types.
         raise ImageError(f"{label} could not be decoded: {exc}") from exc

@@ -265,7 +265,7 @@ PHOTOS = st.one_of(
     st.builds(_png_header, st.integers(1, 10**6), st.integers(1, 10**6)),
 )
 SETTINGS = settings(
-    max_examples=120, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    max_examples=300, deadline=None, database=None, suppress_health_check=list(HealthCheck)
 )
 
 

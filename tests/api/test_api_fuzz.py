@@ -45,7 +45,7 @@ CHECKS = [
 ]
 # Examples per operation and mode: ~20 operations x 2 modes x 2 keys stays well under the
 # ~3 minute budget on 2 cores while still reaching every parameter's edge values.
-EXAMPLES = 40
+EXAMPLES = 80
 STATS: Counter[str] = Counter()
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import ValidationError
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 
 from app.api.deps import RateLimitDep, RunnerDep, ServiceDep, SettingsDep
 from app.api.problems import invalid
@@ -76,35 +76,9 @@ async def _read_upload(upload: UploadFile, settings: Settings) -> bytes:
 async def _parse(request: Request, settings: Settings) -> SearchQuery:
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        form = await request.form()
-        image = form.get("image")
-        fields: dict[str, Any] = {}
-        for key in (*_FORM_FIELDS, *_JSON_FORM_FIELDS):
-            value = form.get(key)
-            if value is None or value == "":
-                continue  # absent and empty fields both mean "use the default"
-            if not isinstance(value, str):
-                raise HTTPException(422, f"{key} must be a plain form field, not a file")
-            if key in _JSON_FORM_FIELDS:
-                try:
-                    fields[key] = json.loads(value)
-                except json.JSONDecodeError as exc:
-                    raise HTTPException(422, f"{key}: not valid JSON ({exc.msg})") from exc
-            else:
-                fields[key] = value
-        unknown = sorted(set(form.keys()) - {*_FORM_FIELDS, *_JSON_FORM_FIELDS, "image"})
-        if unknown:
-            raise HTTPException(422, f"unknown form field(s): {', '.join(unknown)}")
-        try:
-            body = SearchBody.model_validate(fields)
-        except ValidationError as exc:
-            raise invalid(exc) from exc
-        data = None
-        if isinstance(image, UploadFile):
-            data = await _read_upload(image, settings)
-        elif image:
-            raise HTTPException(422, "image must be sent as a file part")
-        return SearchQuery.from_body(body, data)
+        # the context closes the spooled parts however the parse ends
+        async with request.form() as form:
+            return await _parse_form(form, settings)
     if ctype in ("application/json", ""):
         try:
             body = SearchBody.model_validate_json(await request.body() or b"{}")
@@ -112,6 +86,38 @@ async def _parse(request: Request, settings: Settings) -> SearchQuery:
             raise invalid(exc) from exc
         return SearchQuery.from_body(body)
     raise HTTPException(415, f"send application/json or multipart/form-data, not {ctype}")
+
+
+async def _parse_form(form: FormData, settings: Settings) -> SearchQuery:
+    """The multipart or urlencoded form: its fields as ``SearchBody``, plus the photo."""
+    image = form.get("image")
+    fields: dict[str, Any] = {}
+    for key in (*_FORM_FIELDS, *_JSON_FORM_FIELDS):
+        value = form.get(key)
+        if value is None or value == "":
+            continue  # absent and empty fields both mean "use the default"
+        if not isinstance(value, str):
+            raise HTTPException(422, f"{key} must be a plain form field, not a file")
+        if key in _JSON_FORM_FIELDS:
+            try:
+                fields[key] = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise HTTPException(422, f"{key}: not valid JSON ({exc.msg})") from exc
+        else:
+            fields[key] = value
+    unknown = sorted(set(form.keys()) - {*_FORM_FIELDS, *_JSON_FORM_FIELDS, "image"})
+    if unknown:
+        raise HTTPException(422, f"unknown form field(s): {', '.join(unknown)}")
+    try:
+        body = SearchBody.model_validate(fields)
+    except ValidationError as exc:
+        raise invalid(exc) from exc
+    data = None
+    if isinstance(image, UploadFile):
+        data = await _read_upload(image, settings)
+    elif image:
+        raise HTTPException(422, "image must be sent as a file part")
+    return SearchQuery.from_body(body, data)
 
 
 @router.post(

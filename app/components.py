@@ -72,6 +72,8 @@ def build_service(
         max_k=settings.max_k,
         max_window=settings.max_window,
         micro_batch=settings.micro_batch if micro_batch is None else micro_batch,
+        max_decodes=settings.max_decodes,
+        max_pixels=int(settings.max_image_megapixels * 1_000_000),
     )
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from limits import parse_many
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Values copied from examples and docs; a production deployment must not run with one of them.
@@ -52,6 +53,32 @@ class Settings(BaseSettings):
         default=1_000, ge=1, description="Largest offset + k: how deep paging may go."
     )
     max_upload_mb: float = Field(default=10.0, gt=0, description="Largest query image accepted.")
+    max_body_kb: int = Field(
+        default=1_024, ge=1, description="Largest request body of the other (JSON) routes."
+    )
+    max_image_megapixels: float = Field(
+        default=40.0,
+        gt=0,
+        description="Largest query photo, in megapixels, checked from its header before decoding.",
+    )
+    max_decodes: int = Field(
+        default=4, ge=1, description="Query photos decoded at once; more wait their turn."
+    )
+    max_concurrent_requests: int = Field(
+        default=64, ge=1, description="Requests in flight; beyond it 503 with Retry-After."
+    )
+    request_timeout_s: float = Field(
+        default=30.0, gt=0, description="A search running longer is answered 504."
+    )
+    search_rate_limit: str | None = Field(
+        default=None,
+        description="Per-client limit on the public search routes, e.g. '10/second;300/minute' "
+        "(the `limits` notation); unset = no limit.",
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins that may call the API from a browser; empty = same-origin only.",
+    )
     frontend_dir: Path = Field(
         # beside the package in a checkout; an installed copy points it elsewhere (Dockerfile)
         default=Path(__file__).resolve().parents[1] / "frontend",
@@ -82,6 +109,19 @@ class Settings(BaseSettings):
                 'generate one with: python -c "import secrets; print(secrets.token_urlsafe(32))"'
             )
         return self
+
+    @field_validator("search_rate_limit")
+    @classmethod
+    def _rate_limit_parses(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        try:
+            parse_many(value)
+        except ValueError as exc:
+            raise ValueError(
+                f"search_rate_limit {value!r} is not a rate such as '10/second;300/minute'"
+            ) from exc
+        return value
 
     @property
     def store_dir(self) -> Path:

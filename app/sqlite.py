@@ -8,6 +8,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+# SQLite integers are signed 64-bit: a larger Python int raises OverflowError in the driver,
+# so a route that passes a number to SQLite bounds it with this (a 422, not a 500).
+MAX_INTEGER = 2**63 - 1
+
 
 def open_db(path: Path, schema: str) -> sqlite3.Connection:
     """A connection in autocommit mode with WAL, the schema applied, the folder created.

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Header, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 
+from app.api.problems import ProblemError
+from app.api.ratelimit import RateLimit, retry_after
 from app.api.sync import SyncJobs
 from app.api.thumbnails import Thumbnails
 from app.embedding import Encoder
@@ -95,3 +100,58 @@ def require_admin(
 
 
 AdminDep = Depends(require_admin)
+# What every route behind ``AdminDep`` may answer, for the OpenAPI document.
+ADMIN_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing or wrong X-API-Key header."},
+    403: {"description": "The admin API is disabled (SNAPSHOP_ADMIN_KEY unset)."},
+}
+
+
+def rate_limit_search(request: Request) -> None:
+    """429 + ``Retry-After`` when this client is over ``SNAPSHOP_SEARCH_RATE_LIMIT``."""
+    limit: RateLimit | None = request.app.state.rate_limit
+    if limit is None:
+        return
+    # The peer address: behind a proxy, run uvicorn with --proxy-headers so it is the client's.
+    client = request.client.host if request.client else "unknown"
+    wait = limit.hit(client)
+    if wait is not None:
+        raise ProblemError(
+            429,
+            f"too many searches from {client} (limit {limit.rates}); "
+            f"retry in {retry_after(wait)} s",
+            headers={"Retry-After": retry_after(wait)},
+        )
+
+
+RateLimitDep = Depends(rate_limit_search)
+
+
+T = TypeVar("T")
+Runner = Callable[..., Awaitable[Any]]
+
+
+def get_runner(settings: SettingsDep) -> Runner:
+    """Runs blocking search work in the thread pool, cut off after ``request_timeout_s``.
+
+    The thread itself cannot be stopped: it finishes in the background, but the client gets a
+    503 at the limit instead of waiting on a stuck search.
+    """
+
+    async def run(func: Callable[..., T], *args: Any) -> T:
+        try:
+            return await asyncio.wait_for(
+                run_in_threadpool(func, *args), timeout=settings.request_timeout_s
+            )
+        except TimeoutError as exc:
+            raise ProblemError(
+                503,
+                f"the search took longer than {settings.request_timeout_s:g} s "
+                "(SNAPSHOP_REQUEST_TIMEOUT_S); retry, or ask for fewer results",
+                headers={"Retry-After": "5"},
+            ) from exc
+
+    return run
+
+
+RunnerDep = Annotated[Runner, Depends(get_runner)]

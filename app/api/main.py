@@ -6,10 +6,17 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, closing
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
+from app.api import problems
 from app.api.announce import remove_server_file, write_server_file
+from app.api.middleware import (
+    BodyLimitMiddleware,
+    ConcurrencyLimitMiddleware,
+    SecurityHeadersMiddleware,
+)
+from app.api.ratelimit import RateLimit
 from app.api.routes import (
     admin,
     evaluation,
@@ -21,16 +28,16 @@ from app.api.routes import (
     profiles,
     search,
 )
+from app.api.routes.judgements import MAX_IMPORT_BYTES
 from app.api.sync import SyncJobs
 from app.api.thumbnails import Thumbnails
 from app.components import load_encoder, open_components, open_judgements, open_querysets
 from app.embedding import Encoder
-from app.evaluation.judgements import JudgementError
-from app.search.errors import NotFoundError, QueryError
 from app.settings import Settings
-from app.store import StoreError
 
 log = logging.getLogger(__name__)
+# Multipart framing and the search form's text fields, on top of the photo itself.
+FORM_OVERHEAD = 64 * 1024
 
 
 def create_app(
@@ -82,24 +89,37 @@ def create_app(
         lifespan=lifespan,
     )
 
-    @app.exception_handler(QueryError)
-    async def _query_error(_: Request, exc: QueryError) -> JSONResponse:
-        return JSONResponse(status_code=422, content={"detail": str(exc)})
-
-    @app.exception_handler(NotFoundError)
-    async def _not_found(_: Request, exc: NotFoundError) -> JSONResponse:
-        return JSONResponse(status_code=404, content={"detail": str(exc)})
-
-    @app.exception_handler(JudgementError)
-    async def _judgement_error(_: Request, exc: JudgementError) -> JSONResponse:
-        content: dict[str, object] = {"detail": str(exc)}
-        if exc.problems:
-            content["problems"] = exc.problems  # one "source:LINE: reason" per bad CSV row
-        return JSONResponse(status_code=422, content=content)
-
-    @app.exception_handler(StoreError)
-    async def _store_error(_: Request, exc: StoreError) -> JSONResponse:
-        return JSONResponse(status_code=503, content={"detail": str(exc)})
+    problems.install(app)
+    # Added innermost first: the security headers wrap everything, even a 413 or 503.
+    app.add_middleware(
+        BodyLimitMiddleware,
+        default=settings.max_body_kb * 1024,
+        limits={
+            # The photo plus room for the form's other fields.
+            ("POST", "/v1/search"): (
+                int(settings.max_upload_mb * 1024 * 1024) + FORM_OVERHEAD,
+                "SNAPSHOP_MAX_UPLOAD_MB",
+            ),
+            ("POST", "/v1/judgements/import"): (MAX_IMPORT_BYTES, "the CSV import cap"),
+        },
+    )
+    app.add_middleware(
+        ConcurrencyLimitMiddleware,
+        limit=settings.max_concurrent_requests,
+        exempt=("/healthz", "/readyz"),  # probes must answer when the server is full
+    )
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["Content-Type", "X-API-Key", "If-None-Match"],
+            expose_headers=["ETag", "Retry-After"],
+        )
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.state.rate_limit = (
+        RateLimit(settings.search_rate_limit) if settings.search_rate_limit else None
+    )
 
     app.include_router(search.router)
     app.include_router(health.router)

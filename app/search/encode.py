@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -10,9 +12,9 @@ from typing import Protocol
 import numpy as np
 from PIL import Image
 
-from app.embedding.preprocess import load_image
+from app.embedding.preprocess import MAX_PIXELS, ImageTooLargeError, load_image
 from app.search.batching import MicroBatcher
-from app.search.errors import QueryError
+from app.search.errors import PayloadTooLargeError, QueryError
 from app.search.schemas import Crop
 from app.search.timing import elapsed_ms
 
@@ -81,8 +83,21 @@ class PhotoVectors:
 class QueryEmbedder:
     """One query's photo and text to vectors; concurrent queries share micro-batches if asked."""
 
-    def __init__(self, encoder: QueryEncoder, micro_batch: bool = False) -> None:
+    def __init__(
+        self,
+        encoder: QueryEncoder,
+        micro_batch: bool = False,
+        *,
+        max_decodes: int = 4,
+        max_pixels: int = MAX_PIXELS,
+    ) -> None:
         self.encoder = encoder
+        # A decoded photo is width x height x 3 bytes: bounding how many decode at once bounds
+        # the memory a burst of large uploads can take.
+        self._decodes = threading.BoundedSemaphore(max_decodes)
+        self.max_pixels = max_pixels
+        manifest = getattr(encoder, "manifest", None)
+        self.image_size: int | None = getattr(manifest, "image_size", None)
         self._text_batcher: MicroBatcher[str] | None = None
         self._image_batcher: MicroBatcher[list[Image.Image]] | None = None
         if micro_batch:
@@ -117,11 +132,23 @@ class QueryEmbedder:
         timings["embed_text"] = elapsed_ms(t)
         return vec
 
+    def _draft(self, box: Crop | None) -> tuple[int, int] | None:
+        """The least size a JPEG must be decoded at: twice the model's input (so the bicubic
+        resize still does the last step, as at ingest), more when a crop keeps only a part."""
+        if self.image_size is None:
+            return None
+        keep = 1.0 if box is None else min(box.x1 - box.x0, box.y1 - box.y0)
+        side = math.ceil(2 * self.image_size / max(keep, 1e-3))
+        return side, side
+
     def photo(self, data: bytes, box: Crop | None, timings: dict[str, float]) -> PhotoVectors:
         """The photo's embeddings (instance ones None when the model has none)."""
         t = time.perf_counter()
         try:
-            image = load_image(data)
+            with self._decodes:
+                image = load_image(data, max_pixels=self.max_pixels, draft=self._draft(box))
+        except ImageTooLargeError as exc:
+            raise PayloadTooLargeError(f"the image is too large: {exc}") from exc
         except Exception as exc:
             raise QueryError(f"the image could not be decoded: {exc}") from exc
         if box is not None:

@@ -9,3 +9,7 @@ class QueryError(ValueError):
 
 class NotFoundError(LookupError):
     """A product id the store does not hold."""
+
+
+class PayloadTooLargeError(QueryError):
+    """The query is over a size limit (a photo with too many pixels): the API answers 413."""

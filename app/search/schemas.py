@@ -40,6 +40,17 @@ class Filters(BaseModel):
         default_factory=dict, description="Attribute equality (case-insensitive), all must hold."
     )
 
+    @field_validator("category")
+    @classmethod
+    def _category_has_a_segment(cls, v: str | None) -> str | None:
+        # "", " " or "/ /" name no category; the engine would be asked for an empty path.
+        if v is not None and not any(seg.strip() for seg in v.split("/")):
+            raise ValueError(
+                "a category path needs at least one non-blank segment, e.g. Apparel/Topwear; "
+                "leave it out to search every category"
+            )
+        return v
+
     @model_validator(mode="after")
     def _range(self) -> Filters:
         if (
@@ -81,6 +92,11 @@ class SearchBody(BaseModel):
     @classmethod
     def _strip(cls, v: str | None) -> str | None:
         return (v or "").strip() or None
+
+    @field_validator("category")
+    @classmethod
+    def _category_has_a_segment(cls, v: str | None) -> str | None:
+        return Filters._category_has_a_segment(v)
 
 
 class ExamplesBody(BaseModel):

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from app.embedding.preprocess import MAX_PIXELS
 from app.profiles.model import DEFAULT_PROFILE, FusionProfile
 from app.profiles.repository import ProfileRepository
 from app.search.checks import Prepared, QueryChecks, store_filter
@@ -48,6 +49,8 @@ class SearchService:
         max_window: int = 1_000,
         leg_threads: int = 8,
         micro_batch: bool = False,
+        max_decodes: int = 4,
+        max_pixels: int = MAX_PIXELS,
     ) -> None:
         self.store = store
         self.encoder = encoder
@@ -61,7 +64,9 @@ class SearchService:
         self._checks = QueryChecks(
             self.default_profile, profiles, max_k, max_window, self.has_instance
         )
-        self._embedder = QueryEmbedder(encoder, micro_batch)
+        self._embedder = QueryEmbedder(
+            encoder, micro_batch, max_decodes=max_decodes, max_pixels=max_pixels
+        )
         self._runner = LegRunner(store, self._embedder, self._pool)
         self._recommender = Recommender(store, self._checks, self._pool, encoder.model_id)
 

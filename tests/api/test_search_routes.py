@@ -113,7 +113,11 @@ def test_bad_posts_get_a_status_and_a_reason(
 def test_get_without_q_is_422(client: TestClient) -> None:
     resp = client.get("/v1/search")
     assert resp.status_code == 422
-    assert resp.json()["detail"][0]["loc"] == ["query", "q"]
+    assert resp.headers["content-type"] == "application/problem+json"
+    problem = resp.json()
+    assert problem["status"] == 422 and problem["title"] == "Unprocessable Entity"
+    assert problem["errors"][0]["loc"] == ["query", "q"]
+    assert "query.q: Field required" in problem["detail"]
 
 
 def test_unknown_category_returns_no_results_not_an_error(client: TestClient) -> None:

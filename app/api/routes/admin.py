@@ -8,13 +8,15 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.api.deps import AdminDep, SettingsDep, StoreDep, SyncDep
+from app.api.deps import ADMIN_RESPONSES, AdminDep, SettingsDep, StoreDep, SyncDep
 from app.api.sync import SyncBusyError
 from ingestion.catalog import CatalogError, products_file
 from ingestion.runs import indexer_health, list_runs
 from ingestion.sync import SyncOptions
 
-router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[AdminDep])
+router = APIRouter(
+    prefix="/v1/admin", tags=["admin"], dependencies=[AdminDep], responses=ADMIN_RESPONSES
+)
 
 
 @router.get("/indexers")
@@ -68,7 +70,14 @@ def _catalog_dir(given: str) -> Path:
     return path
 
 
-@router.post("/sync", status_code=202)
+@router.post(
+    "/sync",
+    status_code=202,
+    responses={
+        409: {"description": "A sync is already running."},
+        422: {"description": "The catalog folder is not absolute, missing, or has no products."},
+    },
+)
 def start_sync(body: SyncBody, jobs: SyncDep) -> dict[str, Any]:
     """Sync the store with a catalog in the background while searches go on; 409 while one
     runs. Poll ``GET /v1/admin/sync/{job}`` for progress and the summary."""
@@ -87,7 +96,7 @@ def start_sync(body: SyncBody, jobs: SyncDep) -> dict[str, Any]:
     return job.to_json()
 
 
-@router.get("/sync/{job}")
+@router.get("/sync/{job}", responses={404: {"description": "No such sync job."}})
 def sync_status(job: str, jobs: SyncDep) -> dict[str, Any]:
     """A sync job: ``state`` (queued, running, done, failed, cancelled), images done of the
     total, and once done the run's counts and summary (``result``) or its ``error``."""

@@ -11,12 +11,16 @@ from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.api.deps import AdminDep, JudgementsDep, QuerySetsDep, ServiceDep
+from app.api.deps import ADMIN_RESPONSES, AdminDep, JudgementsDep, QuerySetsDep, ServiceDep
 from app.evaluation.querysets import QuerySetError
 from app.evaluation.search import evaluate_search
 from app.profiles import FusionSpec
+from app.sqlite import MAX_INTEGER
 
-router = APIRouter(prefix="/v1/eval", tags=["evaluation"], dependencies=[AdminDep])
+router = APIRouter(
+    prefix="/v1/eval", tags=["evaluation"], dependencies=[AdminDep], responses=ADMIN_RESPONSES
+)
+_NO_SET: dict[int | str, dict[str, Any]] = {404: {"description": "No such query set (or query)."}}
 
 # An evaluation runs every query several times (fused, then each leg alone); two at once would
 # only halve each other's speed and the shoppers' with them, so a second one is turned away.
@@ -48,7 +52,7 @@ async def list_query_sets(sets: QuerySetsDep) -> dict[str, Any]:
     return {"query_sets": [vars(s) for s in found]}
 
 
-@router.get("/query-sets/{name}/queries")
+@router.get("/query-sets/{name}/queries", responses=_NO_SET)
 async def query_set_queries(name: SetName, sets: QuerySetsDep) -> dict[str, Any]:
     """The set's queries, in order: text, judgement key, answers, and a URL for each photo."""
     try:
@@ -78,10 +82,10 @@ async def query_set_queries(name: SetName, sets: QuerySetsDep) -> dict[str, Any]
 @router.get(
     "/query-sets/{name}/photos/{index}",
     response_class=Response,
-    responses={200: {"content": {"image/*": {}}, "description": "The photo as stored."}},
+    responses={200: {"content": {"image/*": {}}, "description": "The photo as stored."}, **_NO_SET},
 )
 async def query_set_photo(
-    name: SetName, index: Annotated[int, PathParam(ge=0)], sets: QuerySetsDep
+    name: SetName, index: Annotated[int, PathParam(ge=0, le=MAX_INTEGER)], sets: QuerySetsDep
 ) -> Response:
     """The photo of the set's ``index``-th query (from 0), byte for byte as it was stored."""
     try:
@@ -100,7 +104,14 @@ def _image_type(data: bytes) -> str:
     return "application/octet-stream"
 
 
-@router.post("/run")
+@router.post(
+    "/run",
+    responses={
+        **_NO_SET,
+        409: {"description": "An evaluation is already running."},
+        422: {"description": "A bad field or an unknown profile."},
+    },
+)
 def run_eval(
     body: Annotated[EvalRunBody, Body()],
     service: ServiceDep,

@@ -13,7 +13,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
-from app.api.deps import AdminDep, JudgementsDep, ServiceDep
+from app.api.deps import ADMIN_RESPONSES, AdminDep, JudgementsDep, ServiceDep
 from app.evaluation.judgements import (
     CSV_COLUMNS,
     IMAGE_PREFIX,
@@ -26,7 +26,12 @@ from app.evaluation.judgements import (
     text_key,
 )
 
-router = APIRouter(prefix="/v1/judgements", tags=["judgements"], dependencies=[AdminDep])
+router = APIRouter(
+    prefix="/v1/judgements",
+    tags=["judgements"],
+    dependencies=[AdminDep],
+    responses=ADMIN_RESPONSES,
+)
 
 # An import is parsed in memory; this bounds what one request can make the server hold.
 MAX_IMPORT_BYTES = 20 * 1024 * 1024
@@ -100,7 +105,12 @@ def _out(mark: Judgement) -> dict[str, Any]:
     }
 
 
-@router.post("", status_code=201, response_model=JudgementOut)
+@router.post(
+    "",
+    status_code=201,
+    response_model=JudgementOut,
+    responses={404: {"description": "The catalog has no such product."}},
+)
 async def record_judgement(
     body: JudgementBody, judgements: JudgementsDep, service: ServiceDep
 ) -> Any:
@@ -140,7 +150,7 @@ async def list_judgements(
     return {"total": total, "judgements": [_out(m) for m in marks]}
 
 
-@router.delete("", status_code=204)
+@router.delete("", status_code=204, responses={404: {"description": "No such mark."}})
 async def delete_judgement(
     judgements: JudgementsDep,
     query_key: Annotated[str, Query()],
@@ -193,6 +203,10 @@ async def _read_capped(request: Request) -> bytes:
             "content": {"text/csv": {"schema": {"type": "string"}}},
             "description": f"CSV with header {','.join(CSV_COLUMNS)} (note, updated_at optional).",
         }
+    },
+    responses={
+        415: {"description": "A form upload instead of the CSV itself."},
+        422: {"description": "Not UTF-8, or bad rows (listed in `problems`)."},
     },
 )
 async def import_judgements(request: Request, judgements: JudgementsDep) -> dict[str, int]:

@@ -7,9 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, HTTPException, Path, Query
 from fastapi.concurrency import run_in_threadpool
 
-from app.api.deps import AdminDep, ProfilesDep
+from app.api.deps import ADMIN_RESPONSES, AdminDep, ProfilesDep
 from app.profiles import FusionProfile, ProfileError
 from app.profiles.model import NAME_RE, ProfileSettings
+from app.sqlite import MAX_INTEGER
 
 router = APIRouter(prefix="/v1/fusion/profiles", tags=["fusion"])
 Name = Annotated[str, Path(max_length=64, description="Profile name.")]
@@ -26,11 +27,17 @@ async def list_profiles(profiles: ProfilesDep) -> dict[str, Any]:
     return {"profiles": [p.model_dump() for p in current]}
 
 
-@router.get("/{name}", response_model=FusionProfile)
+@router.get(
+    "/{name}",
+    response_model=FusionProfile,
+    responses={404: {"description": "No such profile or version."}},
+)
 async def get_profile(
     name: Name,
     profiles: ProfilesDep,
-    version: Annotated[int | None, Query(ge=0, description="A past version.")] = None,
+    version: Annotated[
+        int | None, Query(ge=0, le=MAX_INTEGER, description="A past version.")
+    ] = None,
 ) -> Any:
     try:
         return await run_in_threadpool(profiles.get, name, version)
@@ -38,7 +45,9 @@ async def get_profile(
         raise HTTPException(404, str(exc)) from exc
 
 
-@router.put("/{name}", response_model=FusionProfile, dependencies=[AdminDep])
+@router.put(
+    "/{name}", response_model=FusionProfile, dependencies=[AdminDep], responses=ADMIN_RESPONSES
+)
 async def put_profile(
     name: Name, profiles: ProfilesDep, body: Annotated[ProfileBody, Body()]
 ) -> Any:

@@ -1,6 +1,6 @@
 // Talks to snapshop's public /v1 API; shared by the shopper page and the console.
 
-/** An API failure with the server's own reason (FastAPI's `detail`), ready to show a person. */
+/** An API failure with the server's own reason (the problem's `detail`), ready to show a person. */
 export class ApiError extends Error {
   constructor(status, message) {
     super(message);
@@ -9,12 +9,9 @@ export class ApiError extends Error {
 }
 
 function reason(status, body) {
+  // Every error is RFC 9457 problem+json: `detail` is one line written for a person.
   const detail = body && body.detail;
-  if (typeof detail === "string") return detail;
-  if (Array.isArray(detail)) {
-    // pydantic's list of errors: "field: message" each
-    return detail.map((d) => `${(d.loc || []).slice(1).join(".") || "request"}: ${d.msg}`).join("; ");
-  }
+  if (typeof detail === "string" && detail) return detail;
   return `the server answered ${status}`;
 }
 
@@ -37,7 +34,8 @@ export async function request(path, { method = "GET", json, form, key, signal } 
     throw new ApiError(0, "the server could not be reached; check your connection and retry");
   }
   const type = res.headers.get("content-type") || "";
-  const data = type.includes("application/json") ? await res.json().catch(() => null) : await res.text();
+  // application/json, and application/problem+json for errors
+  const data = /\bjson\b/.test(type) ? await res.json().catch(() => null) : await res.text();
   if (!res.ok) throw new ApiError(res.status, reason(res.status, data));
   return data;
 }

@@ -22,7 +22,7 @@ from typing import Protocol
 import numpy as np
 from PIL import Image
 
-from app.embedding.preprocess import load_image
+from app.embedding.preprocess import draft_size, load_image
 from app.store import PointRecord, StoreError, VectorStore, point_id
 from ingestion.catalog import Catalog, CatalogProduct, Reject, read_catalog
 from ingestion.documents import point_record, product_text
@@ -121,14 +121,15 @@ def _batches(jobs: Sequence[_Job], size: int) -> Iterator[Sequence[_Job]]:
         yield jobs[start : start + size]
 
 
-def check_image(path: Path) -> Image.Image | str:
-    """The decoded image of a catalog file, or the reason it cannot be used."""
+def check_image(path: Path, draft: tuple[int, int] | None = None) -> Image.Image | str:
+    """The decoded image of a catalog file (JPEGs at ``draft`` size, as queries are), or the
+    reason it cannot be used."""
     if not path.exists():
         return "image file not found"
     if not path.is_file():
         return "not a regular file (a directory?)"
     try:
-        image = load_image(path)
+        image = load_image(path, draft=draft)
     except Exception as exc:  # any decoder failure is a per-image reject, never a crashed run
         return f"unreadable image: {exc}"
     if min(image.size) < MIN_IMAGE_SIDE:
@@ -215,8 +216,11 @@ def ingest_catalog(
 
     text_vectors: dict[str, np.ndarray] = {}
 
+    manifest = getattr(encoder, "manifest", None)
+    draft = draft_size(getattr(manifest, "image_size", None))
+
     def prepare(job: _Job) -> np.ndarray | str:
-        image = check_image(job.path)
+        image = check_image(job.path, draft)
         return image if isinstance(image, str) else encoder.preprocess([image])[0]
 
     n_workers = workers or max(1, os.cpu_count() or 1)

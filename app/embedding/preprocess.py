@@ -8,6 +8,7 @@ resizes PIL images with PIL itself, so using the same PIL call gives the same pi
 from __future__ import annotations
 
 import io
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,6 +41,17 @@ class ImageError(ValueError):
 
 class ImageTooLargeError(ImageError):
     """The image declares more pixels than the caller's limit (found before decoding)."""
+
+
+def draft_size(image_size: int | None, keep: float = 1.0) -> tuple[int, int] | None:
+    """The least size a JPEG must be decoded at for a model of ``image_size`` px input: twice
+    it (so the bicubic resize still does the last step), more when a crop keeps only ``keep``
+    of the photo. Ingest and queries decode alike, so a catalog shot sent back as a query gives
+    the very pixels it was embedded from."""
+    if image_size is None:
+        return None
+    side = math.ceil(2 * image_size / max(keep, 1e-3))
+    return side, side
 
 
 def load_image(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import Sequence
@@ -12,7 +11,7 @@ from typing import Protocol
 import numpy as np
 from PIL import Image
 
-from app.embedding.preprocess import MAX_PIXELS, ImageTooLargeError, load_image
+from app.embedding.preprocess import MAX_PIXELS, ImageTooLargeError, draft_size, load_image
 from app.search.batching import MicroBatcher
 from app.search.errors import PayloadTooLargeError, QueryError
 from app.search.schemas import Crop
@@ -133,13 +132,8 @@ class QueryEmbedder:
         return vec
 
     def _draft(self, box: Crop | None) -> tuple[int, int] | None:
-        """The least size a JPEG must be decoded at: twice the model's input (so the bicubic
-        resize still does the last step, as at ingest), more when a crop keeps only a part."""
-        if self.image_size is None:
-            return None
         keep = 1.0 if box is None else min(box.x1 - box.x0, box.y1 - box.y0)
-        side = math.ceil(2 * self.image_size / max(keep, 1e-3))
-        return side, side
+        return draft_size(self.image_size, keep)
 
     def photo(self, data: bytes, box: Crop | None, timings: dict[str, float]) -> PhotoVectors:
         """The photo's embeddings (instance ones None when the model has none)."""

@@ -58,5 +58,8 @@ def fuse_legs(
         # within that tier the closest photo first, the rest keep the fused order.
         image_scores = dict(judged.get(judge, {}) if judged is not None else lists[judge])
         exact = {key for key, s in image_scores.items() if s >= exact_match}
+        # The very photo found by its own vector but by none of the legs still leads.
+        listed = {f.item for f in fused}
+        fused.extend(Fused(key, 0.0, (0.0,) * len(names), 0) for key in sorted(exact - listed))
         fused.sort(key=lambda f: -image_scores[f.item] if f.item in exact else 1.0)
     return fused, exact

@@ -28,12 +28,12 @@ def fuse_page(
     by_product: bool,
     timings: dict[str, float],
     exact_match: float | None = None,
-    whole_photo: Mapping[str, Mapping[str, float]] | None = None,
+    whole_photo: Mapping[str, Sequence[Hit]] | None = None,
     window: list[Hit] | None = None,
 ) -> list[SearchResult]:
     """The page ``offset:offset + k`` of the fused ranking over ``leg_hits``.
 
-    ``whole_photo``: per image leg, the whole query photo's cosine per point id
+    ``whole_photo``: per image leg, the points nearest to the whole query photo
     (``LegRunner``), which the exact-match rule judges by. ``window``, when given, receives one
     hit per fused candidate (the whole ranking, not only the page): what facets are counted
     over.
@@ -51,7 +51,12 @@ def fuse_page(
                 name = str(hit.payload.get("image_file", ""))
                 seen = images.setdefault(key, {})
                 seen[name] = max(seen.get(name, float("-inf")), hit.score)
-    judged = None if whole_photo is None else judged_by_key(leg_hits, whole_photo, by_product)
+    judged = None
+    if whole_photo is not None:
+        judged = judged_by_key(whole_photo, by_product)
+        for nearest in whole_photo.values():
+            for hit in nearest:  # an exact match the legs' candidates missed needs a payload
+                best.setdefault(key_of(hit, by_product), hit)
     fused, exact = fuse_legs(lists, spec, exact_match, judged)
     names = spec.active(lists)
     if window is not None:
@@ -68,21 +73,15 @@ def fuse_page(
 
 
 def judged_by_key(
-    leg_hits: Sequence[tuple[str, list[Hit]]],
-    whole_photo: Mapping[str, Mapping[str, float]],
-    by_product: bool,
+    whole_photo: Mapping[str, Sequence[Hit]], by_product: bool
 ) -> dict[str, dict[str, float]]:
-    """Per leg, ``whole_photo``'s point cosines as product (or point) keys, best point first."""
+    """Per leg, the whole photo's nearest points as product (or point) keys, best first."""
     out: dict[str, dict[str, float]] = {}
-    for leg, hits in leg_hits:
-        scores = whole_photo.get(leg)
-        if scores is None:
-            continue
+    for leg, hits in whole_photo.items():
         keyed = out.setdefault(leg, {})
         for hit in hits:
-            if hit.id in scores:
-                key = key_of(hit, by_product)
-                keyed[key] = max(keyed.get(key, -1.0), scores[hit.id])
+            key = key_of(hit, by_product)
+            keyed[key] = max(keyed.get(key, -1.0), hit.score)
     return out
 
 

@@ -27,7 +27,7 @@ from app.search.leg_names import (
 from app.search.query import SearchQuery
 from app.search.schemas import PredictedCategory
 from app.search.timing import elapsed_ms, timed
-from app.store import IMAGE_VECTOR, INSTANCE_VECTOR, Hit, VectorStore, category_ancestors
+from app.store import Hit, SearchFilter, VectorStore, category_ancestors
 
 MAX_CANDIDATES = 1_000
 CATEGORY_VOTERS = 10  # top image neighbours that vote on the predicted category
@@ -67,9 +67,9 @@ def predict_category(hits: Sequence[Hit], confidence: float) -> PredictedCategor
     return best
 
 
-# Points of the judge leg whose stored vector is compared with the whole photo: the very shot,
-# if it is in the catalog, is among the first few of the views' search.
-EXACT_CHECKED = 10
+# Nearest points to the whole photo that the exact-match rule looks at: the very shot, if the
+# catalog has it, is the first; a few more cover its other images and near-duplicates.
+EXACT_CHECKED = 5
 
 
 class LegRunner:
@@ -86,9 +86,9 @@ class LegRunner:
         prep: Prepared,
         wanted: Sequence[str],
         timings: dict[str, float],
-    ) -> tuple[LegHits, PredictedCategory | None, dict[str, dict[str, float]]]:
+    ) -> tuple[LegHits, PredictedCategory | None, dict[str, list[Hit]]]:
         """Embed the inputs and run the ``wanted`` legs concurrently: (hits, ms) per leg, the
-        predicted category, and the whole photo's cosines (``whole_photo_scores``)."""
+        predicted category, and the whole photo's nearest points (``whole_photo_hits``)."""
         text, profile, flt, floors = prep.text, prep.profile, prep.flt, prep.spec.floors
         limit = candidate_limit(profile.candidates, query.offset, query.k)
 
@@ -157,31 +157,28 @@ class LegRunner:
         for leg, job in jobs.items():
             done[leg] = job.result()
         timings["legs"] = elapsed_ms(t)
-        whole: dict[str, dict[str, float]] = {}
+        whole: dict[str, list[Hit]] = {}
         if photo is not None and profile.exact_match is not None:
-            whole = self.whole_photo_scores(photo, done)
+            whole = self.whole_photo_hits(photo, image_flt, wanted)
         return done, predicted, whole
 
-    def whole_photo_scores(self, photo: PhotoVectors, done: LegHits) -> dict[str, dict[str, float]]:
-        """Per image leg that ran, the whole photo's cosine with its top points' stored vectors.
+    def whole_photo_hits(
+        self, photo: PhotoVectors, flt: SearchFilter, wanted: Sequence[str]
+    ) -> dict[str, list[Hit]]:
+        """Per image leg that ran, the catalog points nearest to the whole photo's own vector.
 
-        The legs search with the views' mean, which never reaches 1 for the very catalog shot;
-        the exact-match rule needs the cosine that does. Both judge candidates are scored, so
-        offline re-fusion under other weights judges as the service would.
+        The legs search with the views' mean, which never reaches cosine 1 for the very catalog
+        shot and may even miss it; the exact-match rule asks "is this very photo in the
+        catalog?", which the whole photo's nearest neighbours answer. Both judge candidates are
+        searched, so offline re-fusion under other weights judges as the service would.
         """
-        judges = (
-            (IMAGE_INSTANCE, photo.whole_instance, INSTANCE_VECTOR),
-            (IMAGE_TO_IMAGE, photo.whole_image, IMAGE_VECTOR),
-        )
-        out: dict[str, dict[str, float]] = {}
-        for leg, vec, name in judges:
-            if leg not in done or vec is None:
-                continue
-            ids = [hit.id for hit in done[leg][0][:EXACT_CHECKED]]
-            stored = self.store.vectors(ids) if ids else {}
-            out[leg] = {
-                pid: float(vectors[name] @ vec)
-                for pid, vectors in stored.items()
-                if name in vectors
-            }
+        out: dict[str, list[Hit]] = {}
+        if IMAGE_INSTANCE in wanted and photo.whole_instance is not None:
+            out[IMAGE_INSTANCE] = legs.image_instance(
+                self.store, photo.whole_instance, EXACT_CHECKED, flt, None
+            )
+        if IMAGE_TO_IMAGE in wanted:
+            out[IMAGE_TO_IMAGE] = legs.image_to_image(
+                self.store, photo.whole_image, EXACT_CHECKED, flt, None
+            )
         return out

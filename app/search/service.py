@@ -160,7 +160,7 @@ class SearchService:
             done, _, whole = self._runner.run(query, prep, list(prep.available), {})
         leg_hits = [(leg, done[leg][0]) for leg in prep.available]
         lists = {leg: group_hits(hits, query.group_by_product) for leg, hits in leg_hits}
-        return lists, judged_by_key(leg_hits, whole, query.group_by_product)
+        return lists, judged_by_key(whole, query.group_by_product)
 
     # -- products ----------------------------------------------------------------------------
 

@@ -114,7 +114,7 @@ def train_progress(progress: Progress, task: TaskID) -> Callable[[int, int, floa
     """The training loop's progress callback, drawn on ``progress``."""
 
     def update(step: int, total: int, loss: float, elapsed: float) -> None:
-        progress.update(task, completed=step, total=total, loss=f"loss {loss:.3f}")
+        progress.update(task, completed=step, total=total or None, loss=f"loss {loss:.3f}")
 
     return update
 

@@ -7,7 +7,7 @@ import io
 from rich.console import Console
 from rich.progress import BarColumn, TextColumn
 
-from app.cli.common import _TalkingProgress
+from app.cli.common import _TalkingProgress, train_progress
 
 
 def _run(terminal: bool, every: float) -> str:
@@ -38,3 +38,12 @@ def test_lines_are_spaced_by_the_interval() -> None:
 
 def test_a_terminal_gets_the_bar_alone() -> None:
     assert "training:" not in _run(True, every=0)
+
+
+def test_an_unknown_total_is_not_printed() -> None:
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=False, width=100)
+    with _TalkingProgress(TextColumn("{task.description}"), console=console, every=0) as progress:
+        task = progress.add_task("training", total=None, loss="")
+        train_progress(progress, task)(1, 0, 9.5, 1.0)  # the loop's "not known yet"
+    assert "training: 1 loss 9.500" in buf.getvalue()

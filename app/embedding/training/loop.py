@@ -40,7 +40,7 @@ from app.embedding.training.recipe import CHECKPOINT_FILE, Recipe
 log = logging.getLogger(__name__)
 
 # Progress callback: (step, total_steps, loss, elapsed_seconds).
-ProgressFn = Callable[[int, int, float, float], None]
+ProgressFn = Callable[[int, int, float, float], None]  # step, total (0: not known yet), loss, s
 
 
 @dataclass
@@ -333,7 +333,9 @@ def fit(
                 per_step = (time.perf_counter() - loop_start) / step
                 total = max(step + 1, int((deadline - time.perf_counter()) / per_step) + step)
             if progress is not None:
-                progress(step, total, report.losses[-1], time.perf_counter() - started)
+                # 0 = not known yet (time-boxed, before the step count is fitted at step 5).
+                shown = total if recipe.steps or step >= 5 else 0
+                progress(step, shown, report.losses[-1], time.perf_counter() - started)
             if recipe.steps is None and time.perf_counter() > deadline:
                 break
     finally:

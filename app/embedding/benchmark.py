@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 from PIL import Image
@@ -21,12 +22,17 @@ def image_latency(encoder: Encoder, batch: int, repeats: int = 5) -> float:
         Image.fromarray(rng.integers(0, 256, (170, 128, 3), dtype=np.uint8)) for _ in range(batch)
     ]
     # Both outputs, as ingest asks for them (the instance vector's pooling included).
-    encoder.encode_images_with_instance(images)
+    return _median_ms(lambda: encoder.encode_images_with_instance(images), repeats) / batch
+
+
+def _median_ms(run: Callable[[], object], repeats: int) -> float:
+    """Median milliseconds of ``run`` after one warm-up call (the first run allocates)."""
+    run()
     runs = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        encoder.encode_images_with_instance(images)
-        runs.append((time.perf_counter() - t0) * 1000 / batch)
+        run()
+        runs.append((time.perf_counter() - t0) * 1000)
     return float(np.median(runs))
 
 
@@ -44,10 +50,4 @@ QUERY_TEXTS = (
 def text_latency(encoder: Encoder, batch: int, repeats: int = 5) -> float:
     """Median milliseconds per text for ``batch`` typical queries, tokenizing included."""
     texts = [QUERY_TEXTS[i % len(QUERY_TEXTS)] for i in range(batch)]
-    encoder.encode_texts(texts)
-    runs = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        encoder.encode_texts(texts)
-        runs.append((time.perf_counter() - t0) * 1000 / batch)
-    return float(np.median(runs))
+    return _median_ms(lambda: encoder.encode_texts(texts), repeats) / batch

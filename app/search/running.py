@@ -88,7 +88,7 @@ class LegRunner:
         timings: dict[str, float],
     ) -> tuple[LegHits, PredictedCategory | None, dict[str, list[Hit]]]:
         """Embed the inputs and run the ``wanted`` legs concurrently: (hits, ms) per leg, the
-        predicted category, and the whole photo's nearest points (``whole_photo_hits``)."""
+        predicted category, and the whole photo's nearest points (``whole_photo_searches``)."""
         text, profile, flt, floors = prep.text, prep.profile, prep.flt, prep.spec.floors
         limit = candidate_limit(profile.candidates, query.offset, query.k)
 
@@ -153,32 +153,36 @@ class LegRunner:
                 done[leg] = first_image_hits
             else:
                 jobs[leg] = self.pool.submit(timed, runners[leg])
+        # The exact-match rule's searches run beside the legs, not after them.
+        exact_jobs: dict[str, Future[list[Hit]]] = {}
+        if photo is not None and profile.exact_match is not None:
+            searches = self.whole_photo_searches(photo, image_flt, wanted)
+            exact_jobs = {leg: self.pool.submit(search) for leg, search in searches.items()}
         t = time.perf_counter()
         for leg, job in jobs.items():
             done[leg] = job.result()
         timings["legs"] = elapsed_ms(t)
-        whole: dict[str, list[Hit]] = {}
-        if photo is not None and profile.exact_match is not None:
-            whole = self.whole_photo_hits(photo, image_flt, wanted)
+        whole = {leg: job.result() for leg, job in exact_jobs.items()}
         return done, predicted, whole
 
-    def whole_photo_hits(
+    def whole_photo_searches(
         self, photo: PhotoVectors, flt: SearchFilter, wanted: Sequence[str]
-    ) -> dict[str, list[Hit]]:
-        """Per image leg that ran, the catalog points nearest to the whole photo's own vector.
+    ) -> dict[str, Callable[[], list[Hit]]]:
+        """Per image leg that runs, a search for the points nearest the whole photo's own vector.
 
         The legs search with the views' mean, which never reaches cosine 1 for the very catalog
         shot and may even miss it; the exact-match rule asks "is this very photo in the
         catalog?", which the whole photo's nearest neighbours answer. Both judge candidates are
         searched, so offline re-fusion under other weights judges as the service would.
         """
-        out: dict[str, list[Hit]] = {}
-        if IMAGE_INSTANCE in wanted and photo.whole_instance is not None:
-            out[IMAGE_INSTANCE] = legs.image_instance(
-                self.store, photo.whole_instance, EXACT_CHECKED, flt, None
+        out: dict[str, Callable[[], list[Hit]]] = {}
+        whole_instance = photo.whole_instance
+        if IMAGE_INSTANCE in wanted and whole_instance is not None:
+            out[IMAGE_INSTANCE] = lambda: legs.image_instance(
+                self.store, whole_instance, EXACT_CHECKED, flt, None
             )
         if IMAGE_TO_IMAGE in wanted:
-            out[IMAGE_TO_IMAGE] = legs.image_to_image(
+            out[IMAGE_TO_IMAGE] = lambda: legs.image_to_image(
                 self.store, photo.whole_image, EXACT_CHECKED, flt, None
             )
         return out

@@ -7,7 +7,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from app.search.encode import QUERY_VIEWS, QueryEmbedder, query_views
+from app.search.encode import QUERY_CROP, QueryEmbedder, query_views
 from tests.fakes import InstanceFakeEncoder
 
 
@@ -19,17 +19,26 @@ def _photo(w: int = 200, h: int = 100) -> bytes:
     return buf.getvalue()
 
 
-def test_views_are_the_photo_and_its_centre_crops() -> None:
+def test_views_are_the_photo_and_its_stretched_centre_crop() -> None:
     image = Image.open(io.BytesIO(_photo())).convert("RGB")
-    views = query_views(image)
-    assert len(views) == 1 + len(QUERY_VIEWS)
-    assert views[0] is image
-    for frac, view in zip(QUERY_VIEWS, views[1:], strict=True):
-        assert view.size == (round(200 * frac), round(100 * frac))
-        # Centred: the crop equals the middle of the photo.
-        left, top = (200 - view.width) // 2, (100 - view.height) // 2
-        middle = image.crop((left, top, left + view.width, top + view.height))
-        assert np.array_equal(np.asarray(view), np.asarray(middle))
+    # A dim, low-contrast photo (a phone's exposure): values squeezed into 60..120.
+    dim = Image.fromarray((np.asarray(image) * (60 / 255) + 60).astype(np.uint8))
+    views = query_views(dim)
+    assert len(views) == 2
+    assert views[0] is dim
+    crop = views[1]
+    assert crop.size == (round(200 * QUERY_CROP), round(100 * QUERY_CROP))
+    # Centred, and stretched to (nearly) the full range, per channel.
+    left, top = (200 - crop.width) // 2, (100 - crop.height) // 2
+    middle = np.asarray(dim.crop((left, top, left + crop.width, top + crop.height)))
+    got = np.asarray(crop).astype(int)
+    assert middle.max() - middle.min() <= 61
+    for c in range(3):
+        assert got[..., c].min() <= 5 and got[..., c].max() >= 250
+    # The stretch keeps the order of pixel values (a monotone map of each channel).
+    flat_in, flat_out = middle[..., 0].ravel(), got[..., 0].ravel()
+    order = np.argsort(flat_in, kind="stable")
+    assert np.all(np.diff(flat_out[order]) >= 0)
 
 
 def test_photo_vectors_are_the_unit_mean_of_the_views() -> None:

@@ -224,10 +224,13 @@ class DualEncoder(nn.Module):
         mean = feats.mean(0)
         # Centred: unrelated products then score near 0, not near 1 as raw (non-negative)
         # GeM features do, so one exact-match threshold suits both parts.
-        _, _, v = torch.linalg.svd(feats - mean, full_matrices=False)
+        _, s, v = torch.linalg.svd(feats - mean, full_matrices=False)
         k = min(self.gem_proj.shape[1], v.shape[0])
+        # Partial whitening (recipe ``instance_gem_whiten``); the floor keeps a degenerate
+        # axis (fewer images than axes) from dividing by ~0.
+        scale = s[:k].clamp(min=float(s[0]) * 1e-3).pow(-self.recipe.instance_gem_whiten)
         proj = torch.zeros_like(self.gem_proj)
-        proj[:, :k] = v[:k].T
+        proj[:, :k] = v[:k].T * scale
         self.gem_mean.copy_(mean)
         self.gem_proj.copy_(proj)
         self.gem_fitted = True

@@ -14,7 +14,8 @@ INITS = ("imagenet", "scratch")
 # Torch weights a trained bundle keeps beside its ONNX files, so training can continue from it.
 CHECKPOINT_FILE = "train_state.pt"
 # Bump when the training code changes what a recipe produces, so cached models are retrained.
-RECIPE_VERSION = 4  # 3: the instance head and its multi-view loss; 4: + the GeM part
+# 3: the instance head and its multi-view loss; 4: + the GeM part; 5: its axes whitened
+RECIPE_VERSION = 5
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,10 @@ class Recipe:
     # The instance vector's GeM part (see DualEncoder): its width and its share of the cosine.
     instance_gem_dim: int = 512
     instance_gem_weight: float = 0.5
+    # Each GeM axis is divided by its singular value to this power: 0 plain PCA, 1 full
+    # whitening. Halfway evens out the few dominant axes (background, brightness) that swamp
+    # the identity cues without blowing up the noisy last ones (Jégou & Chum, ECCV 2012).
+    instance_gem_whiten: float = 0.5
     clip_text_width: int = 256
     clip_text_layers: int = 4
     seed: int = 0
@@ -58,6 +63,8 @@ class Recipe:
             raise ValueError("instance_dim and instance_weight must be >= 0, the temperature > 0")
         if self.instance_gem_dim < 0 or not 0 <= self.instance_gem_weight < 1:
             raise ValueError("instance_gem_dim must be >= 0 and instance_gem_weight in [0, 1)")
+        if not 0 <= self.instance_gem_whiten <= 1:
+            raise ValueError("instance_gem_whiten must be in [0, 1]")
         if self.minutes <= 0 and self.steps is None:
             raise ValueError("give a positive time budget or a step count")
         if self.init not in INITS and not (Path(self.init) / CHECKPOINT_FILE).is_file():

@@ -165,7 +165,12 @@ class QdrantServerStore:
                 raise StoreError(f"{name} is gone: run `snapshop ingest CATALOG_DIR`") from exc
             if exc.status_code is not None and exc.status_code < 500 and exc.status_code != 429:
                 raise StoreError(f"{name} refused to {doing}: {exc}") from exc
-        if isinstance(exc, grpc.RpcError) and exc.code() == grpc.StatusCode.NOT_FOUND:
+        code = getattr(exc, "code", None)  # a failed gRPC call's status (grpc.Call)
+        if (
+            isinstance(exc, grpc.RpcError)
+            and callable(code)
+            and code() == grpc.StatusCode.NOT_FOUND
+        ):
             self._forget()
             raise StoreError(f"{name} is gone: run `snapshop ingest CATALOG_DIR`") from exc
         raise StoreUnavailableError(f"{name} could not {doing} now: {exc}") from exc

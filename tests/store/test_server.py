@@ -78,13 +78,18 @@ def test_settings_refuse_two_locations_and_a_url_that_is_not_http(tmp_path: Path
         Settings(qdrant_collection="a/b")
 
 
-def _down_store(timeout_s: int = 1, port: int | None = None) -> QdrantServerStore:
+def _down_store(
+    timeout_s: int = 1, port: int | None = None, grpc: bool = False
+) -> QdrantServerStore:
     url = f"http://127.0.0.1:{port or free_port()}"  # a free port: nothing listens there
-    return QdrantServerStore.at_url(url, ServerOptions(), timeout_s=timeout_s)
+    return QdrantServerStore.at_url(
+        url, ServerOptions(), timeout_s=timeout_s, prefer_grpc=grpc, grpc_port=free_port()
+    )
 
 
-def test_a_server_that_is_down_is_unavailable_not_another_model() -> None:
-    store = _down_store()
+@pytest.mark.parametrize("grpc", [False, True], ids=["rest", "grpc"])
+def test_a_server_that_is_down_is_unavailable_not_another_model(grpc: bool) -> None:
+    store = _down_store(grpc=grpc)
     try:
         for call in (
             store.probe,

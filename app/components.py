@@ -6,9 +6,10 @@ The CLI and the API both start here, so they always run the same code with the s
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from app.embedding import BundleError, Encoder, ProviderError
 from app.evaluation.judgements import JudgementStore
@@ -16,7 +17,7 @@ from app.evaluation.querysets import QuerySetStore
 from app.profiles import ProfileRepository
 from app.search.service import SearchService
 from app.settings import Settings
-from app.store import EdgeStore, VectorStore
+from app.store import VectorStore
 
 
 class SetupError(RuntimeError):
@@ -39,8 +40,53 @@ def load_encoder(settings: Settings) -> Encoder:
         raise SetupError(str(exc)) from exc
 
 
-def open_store(settings: Settings) -> VectorStore:
+def open_store(settings: Settings, collection: str | None = None) -> VectorStore:
+    """The store the settings name: a Qdrant server's collection (``qdrant_url``), qdrant-client's
+    local mode (``qdrant_path``), else the embedded engine under ``<data-dir>/qdrant``.
+
+    ``collection``: another collection on the same server (the embedded engine has one).
+    """
+    if settings.qdrant_url or settings.qdrant_path is not None:
+        from app.store.server import QdrantServerStore, ServerOptions
+
+        options = ServerOptions(
+            collection=collection or settings.qdrant_collection,
+            shard_number=settings.qdrant_shard_number,
+            replication_factor=settings.qdrant_replication_factor,
+            on_disk_payload=settings.qdrant_on_disk_payload,
+            scalar_quantization=settings.qdrant_scalar_quantization,
+            indexing_threshold_kb=settings.index_threshold_kb,
+        )
+        if settings.qdrant_path is not None:
+            return QdrantServerStore.at_path(settings.qdrant_path, options)
+        assert settings.qdrant_url is not None
+        key = settings.qdrant_api_key
+        return QdrantServerStore.at_url(
+            settings.qdrant_url,
+            options,
+            api_key=key.get_secret_value() if key is not None else None,
+            prefer_grpc=settings.qdrant_prefer_grpc,
+            grpc_port=settings.qdrant_grpc_port,
+            timeout_s=settings.qdrant_timeout_s,
+        )
+    from app.store.edge import EdgeStore
+
     return EdgeStore(settings.store_dir, indexing_threshold_kb=settings.index_threshold_kb)
+
+
+def scratch_stores(settings: Settings) -> Callable[[Path, str], VectorStore]:
+    """Fresh throw-away stores of the configured backend, for benchmarks: ``(folder, name)`` ->
+    a store under ``folder`` (embedded, local mode) or collection ``<collection>-<name>`` on the
+    server. The caller drops each when done."""
+
+    def make(folder: Path, name: str) -> VectorStore:
+        if settings.qdrant_url:
+            return open_store(settings, f"{settings.qdrant_collection}-{name}")
+        if settings.qdrant_path is not None:
+            return open_store(settings.model_copy(update={"qdrant_path": folder / name}))
+        return open_store(settings.model_copy(update={"data_dir": folder / name}))
+
+    return make
 
 
 def open_profiles(settings: Settings) -> ProfileRepository:

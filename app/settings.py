@@ -91,6 +91,47 @@ class Settings(BaseSettings):
         ge=1,
         description="Collections with fewer KB of vectors than this are searched exactly.",
     )
+    qdrant_url: str | None = Field(
+        default=None,
+        description="A Qdrant server or cluster (http(s)://host:6333): the store is a collection "
+        "there instead of the embedded engine under <data-dir>/qdrant.",
+    )
+    qdrant_path: Path | None = Field(
+        default=None,
+        description="qdrant-client's local mode in this folder: the server backend without a "
+        "server, for tests and demos (one process, exact search; not for production).",
+    )
+    qdrant_api_key: SecretStr | None = Field(
+        default=None, description="API key of the Qdrant server (header api-key)."
+    )
+    qdrant_collection: str = Field(
+        default="snapshop",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="Collection (or alias) of the catalog on the Qdrant server.",
+    )
+    qdrant_prefer_grpc: bool = Field(
+        default=False, description="Talk gRPC to the Qdrant server instead of REST."
+    )
+    qdrant_grpc_port: int = Field(default=6334, ge=1, le=65535)
+    qdrant_timeout_s: int = Field(
+        default=10, ge=1, description="A Qdrant server call running longer fails (503)."
+    )
+    qdrant_shard_number: int | None = Field(
+        default=None, ge=1, description="Shards of a new collection (default: the server's)."
+    )
+    qdrant_replication_factor: int | None = Field(
+        default=None, ge=1, description="Copies of each shard in a cluster (default: the server's)."
+    )
+    qdrant_on_disk_payload: bool | None = Field(
+        default=None, description="Keep payloads on disk, not in RAM (default: the server's)."
+    )
+    qdrant_scalar_quantization: bool = Field(
+        default=False,
+        description="int8 copies of the dense vectors in RAM (4x smaller); hits are rescored "
+        "with the full vectors.",
+    )
     env: Literal["development", "production"] = Field(
         default="development",
         description="production refuses to start without a real admin key.",
@@ -109,6 +150,24 @@ class Settings(BaseSettings):
                 'generate one with: python -c "import secrets; print(secrets.token_urlsafe(32))"'
             )
         return self
+
+    @model_validator(mode="after")
+    def _one_qdrant_location(self) -> Settings:
+        if self.qdrant_url and self.qdrant_path is not None:
+            raise ValueError("set SNAPSHOP_QDRANT_URL or SNAPSHOP_QDRANT_PATH, not both")
+        return self
+
+    @field_validator("qdrant_url")
+    @classmethod
+    def _qdrant_url_is_http(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(
+                f"qdrant_url {value!r} is not an http(s) URL such as http://localhost:6333"
+            )
+        return value
 
     @field_validator("search_rate_limit")
     @classmethod

@@ -3,25 +3,26 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from app.store import PointRecord, attribute_term, category_ancestors, point_id
+from app.store.fields import YEAR, ImagePayload
 from ingestion.catalog import CatalogProduct
 
 
 def product_text(product: CatalogProduct) -> str:
     """Text the keyword leg matches: title, category path, attributes and description."""
     parts = [product.title, product.category.replace("/", " ")]
-    parts += [v for k, v in product.attributes.items() if k != "year"]
+    parts += [v for k, v in product.attributes.items() if k != YEAR]
     if product.description:
         parts.append(product.description)
     return " ".join(p for p in parts if p)
 
 
-def image_payload(product: CatalogProduct, image_file: str, image_path: Path) -> dict[str, Any]:
-    payload: dict[str, Any] = {
+def image_payload(product: CatalogProduct, image_file: str, image_path: Path) -> ImagePayload:
+    """The payload of one catalog image (``app.store.fields`` names its fields)."""
+    payload: ImagePayload = {
         "product_id": product.product_id,
         "title": product.title,
         "category": category_ancestors(product.category),
@@ -32,12 +33,12 @@ def image_payload(product: CatalogProduct, image_file: str, image_path: Path) ->
         "images": list(product.image_files),
         # Nested so that an attribute can never shadow a field of ours; filters address
         # them as ``attributes.<name>``.
-        "attributes": {k: v for k, v in product.attributes.items() if k != "year"},
+        "attributes": {k: v for k, v in product.attributes.items() if k != YEAR},
         "attribute_terms": [attribute_term(k, v) for k, v in product.attributes.items()],
     }
     if product.price is not None:
         payload["price"] = product.price
-    year = product.attributes.get("year", "")
+    year = product.attributes.get(YEAR, "")
     if year.isdigit():  # numeric so that range filters and the integer index work
         payload["year"] = int(year)
     return payload
@@ -59,11 +60,13 @@ def point_record(
     ``content_hash`` is the product's (see ``pipeline.product_hash``): a re-run compares it to
     decide whether the point must be written again.
     """
+    payload = image_payload(product, image_file, image_path)
+    payload["content_hash"] = content_hash
     return PointRecord(
         id=point_id(product.product_id, image_file),
         image_vector=image_vector,
         text_vector=text_vector,
         text=product_text(product),
-        payload={**image_payload(product, image_file, image_path), "content_hash": content_hash},
+        payload=dict(payload),
         instance_vector=instance_vector,
     )

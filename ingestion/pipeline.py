@@ -23,7 +23,8 @@ import numpy as np
 from PIL import Image
 
 from app.embedding.preprocess import draft_size, load_image
-from app.store import PointRecord, StoreError, VectorStore, point_id
+from app.store import ModelMismatchError, PointRecord, VectorStore, point_id
+from app.store.fields import CONTENT_HASH, PRODUCT_ID, SYNC_FIELDS
 from ingestion.catalog import Catalog, CatalogProduct, Reject, read_catalog
 from ingestion.documents import point_record, product_text
 
@@ -161,7 +162,8 @@ def ingest_catalog(
 
     ``replace_model``: when the store holds vectors of another model (or an older store
     format), drop them first (they cannot be compared with the new model's); otherwise that is
-    an error.
+    an error. Only that (``ModelMismatchError``) drops anything: any other store error, a
+    server timeout say, ends the run with the catalog as it was.
     """
     started = time.perf_counter()
     catalog = read_catalog(catalog_dir)
@@ -171,7 +173,7 @@ def ingest_catalog(
         store.ensure_collection(
             encoder.dim, encoder.model_id, list(texts.values()), encoder.instance_dim
         )
-    except StoreError as exc:
+    except ModelMismatchError as exc:
         if not replace_model:
             raise
         log.warning("dropping %d points: %s", store.count(), exc)
@@ -180,8 +182,8 @@ def ingest_catalog(
             encoder.dim, encoder.model_id, list(texts.values()), encoder.instance_dim
         )
     existing = {
-        hit.id: (str(hit.payload.get("product_id", "")), hit.payload.get("content_hash"))
-        for hit in store.scan(["product_id", "content_hash"])
+        hit.id: (str(hit.payload.get(PRODUCT_ID, "")), hit.payload.get(CONTENT_HASH))
+        for hit in store.scan(SYNC_FIELDS)
     }
     hashes = {p.product_id: product_hash(p, catalog) for p in catalog.products}
     expected: dict[str, str] = {}  # point id -> product id, for every image the catalog lists

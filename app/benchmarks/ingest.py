@@ -3,7 +3,8 @@
 The naive loop is what a first version would do: for each image, decode it, embed it alone,
 embed its product text, and write one point. It produces the same points as the pipeline (the
 benchmark checks the counts), so the ratio measures the pipeline's batching and overlap only.
-Each side writes into its own fresh store under a temporary directory.
+Each side writes into its own fresh store of the configured backend (``open_scratch``), dropped
+afterwards; by default, embedded stores under a temporary directory.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ import platform
 import resource
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from app.embedding.preprocess import load_image
 from app.embedding.runtime import Encoder
-from app.store import EdgeStore
+from app.store import VectorStore
 from ingestion.catalog import read_catalog
 from ingestion.documents import point_record, product_text
 from ingestion.pipeline import ingest_catalog, product_hash
@@ -41,7 +43,17 @@ def _subset(catalog_dir: Path, limit: int | None, into: Path) -> Path:
     return into
 
 
-def naive_ingest(catalog_dir: Path, store: EdgeStore, encoder: Encoder) -> int:
+# (temporary folder, name) -> a fresh store; ``app.components.scratch_stores`` makes them.
+ScratchStores = Callable[[Path, str], VectorStore]
+
+
+def _edge_scratch(folder: Path, name: str) -> VectorStore:
+    from app.store.edge import EdgeStore
+
+    return EdgeStore(folder / name)
+
+
+def naive_ingest(catalog_dir: Path, store: VectorStore, encoder: Encoder) -> int:
     """One image at a time: decode, embed, embed the text, write. Returns points written."""
     catalog = read_catalog(catalog_dir)
     texts = [product_text(p) for p in catalog.products]
@@ -74,6 +86,7 @@ def bench_ingest(
     limit: int | None = None,
     batch_size: int = 32,
     workers: int | None = None,
+    open_scratch: ScratchStores = _edge_scratch,
 ) -> dict[str, Any]:
     """Both ingests over the same images; images/s of each and their ratio."""
     with tempfile.TemporaryDirectory(prefix="snapshop-bench-") as tmp:
@@ -86,21 +99,27 @@ def bench_ingest(
         )
         encoder.encode_texts([product_text(p) for p in warm])
 
-        naive_store = EdgeStore(root / "naive")
-        t0 = time.perf_counter()
-        naive_points = naive_ingest(catalog, naive_store, encoder)
-        naive_s = time.perf_counter() - t0
-        naive_store.close()
+        naive_store = open_scratch(root, "bench-naive")
+        try:
+            t0 = time.perf_counter()
+            naive_points = naive_ingest(catalog, naive_store, encoder)
+            naive_s = time.perf_counter() - t0
+            naive_store.drop()
+        finally:
+            naive_store.close()
         rss_after_naive = _peak_rss_mb()
 
-        store = EdgeStore(root / "pipeline")
-        t0 = time.perf_counter()
-        report = ingest_catalog(
-            catalog, store, encoder, batch_size=batch_size, workers=workers, build_index=False
-        )
-        ours_s = time.perf_counter() - t0
-        ours_points = store.count()
-        store.close()
+        store = open_scratch(root, "bench-pipeline")
+        try:
+            t0 = time.perf_counter()
+            report = ingest_catalog(
+                catalog, store, encoder, batch_size=batch_size, workers=workers, build_index=False
+            )
+            ours_s = time.perf_counter() - t0
+            ours_points = store.count()
+            store.drop()
+        finally:
+            store.close()
 
     if naive_points != ours_points:
         raise RuntimeError(

@@ -33,13 +33,18 @@ def bench_ingest_cmd(
 ) -> None:
     """Ingest images/s: the pipeline vs a naive one-image-at-a-time loop, in the same run."""
     from app.benchmarks.ingest import bench_ingest
-    from app.components import load_encoder
+    from app.components import load_encoder, scratch_stores
 
     cfg = settings()
     with friendly_errors():
         encoder = load_encoder(cfg)
         result = bench_ingest(
-            catalog_dir, encoder, limit, batch_size=batch_size or cfg.batch_size, workers=workers
+            catalog_dir,
+            encoder,
+            limit,
+            batch_size=batch_size or cfg.batch_size,
+            workers=workers,
+            open_scratch=scratch_stores(cfg),
         )
     _emit(result, out)
 

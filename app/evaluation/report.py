@@ -28,6 +28,7 @@ from app.evaluation.offline import collect, sweep
 from app.evaluation.search import EvalQuery, apply_judgements
 from app.search.service import SearchService
 from app.store import VectorStore
+from app.store.fields import CATEGORY_PATH, IMAGE_PATH
 
 Curve = list[tuple[float, float]]
 ImageOf = Callable[[str], Path | None]  # product id -> a catalog photo of it, if known
@@ -306,10 +307,10 @@ def write_search_report(
         return dict(points[0].payload) if points else {}
 
     def image_of(pid: str) -> Path | None:
-        path = payload(pid).get("image_path")
+        path = payload(pid).get(IMAGE_PATH)
         return Path(path) if path else None
 
     def category_of(pid: str) -> str:
-        return str(payload(pid).get("category_path", ""))
+        return str(payload(pid).get(CATEGORY_PATH, ""))
 
     return write_report(out_dir, result, sweeps, image_of, category_of)

@@ -11,8 +11,9 @@ from collections.abc import Sequence
 
 from app.search.schemas import FacetCount
 from app.store import Hit, VectorStore, category_ancestors
+from app.store.fields import CATEGORY, CATEGORY_PATH
 
-CATEGORY_KEY = "category"  # payload: the category path and its ancestors
+CATEGORY_KEY = CATEGORY  # payload: the category path and its ancestors
 MAX_DEPTH = 2
 
 
@@ -24,7 +25,7 @@ def category_facets(store: VectorStore, window: Sequence[Hit]) -> list[FacetCoun
     """
     spelled: dict[str, str] = {}
     for hit in window:
-        path = str(hit.payload.get("category_path", ""))
+        path = str(hit.payload.get(CATEGORY_PATH, ""))
         parts = [p.strip() for p in path.split("/") if p.strip()]
         for level, key in enumerate(category_ancestors(path)):
             spelled.setdefault(key, "/".join(parts[: level + 1]))

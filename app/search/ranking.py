@@ -12,13 +12,14 @@ from collections.abc import Mapping, Sequence
 from app.profiles.model import FusionSpec
 from app.search.leg_names import IMAGE_INSTANCE, IMAGE_TO_IMAGE
 from app.store import Hit
+from app.store.fields import PRODUCT_ID
 from reranker import Fused, fuse
 
 LegList = list[tuple[str, float]]  # (product or point id, raw score), best first
 
 
 def key_of(hit: Hit, by_product: bool) -> str:
-    return str(hit.payload.get("product_id", hit.id)) if by_product else hit.id
+    return str(hit.payload.get(PRODUCT_ID, hit.id)) if by_product else hit.id
 
 
 def group_hits(hits: Sequence[Hit], by_product: bool) -> LegList:

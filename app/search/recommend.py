@@ -1,14 +1,14 @@
 """Recommendations: one product as stored, products similar to it, and search by examples.
 
 Both searches are vector queries built from stored products (no encoder): the image vector
-against catalog photos and the text vector against product texts, fused with RRF.
+against catalog photos and the text vector against product texts, sent together as one batch
+(one round trip to a Qdrant server), fused with RRF.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,17 @@ from app.search.running import candidate_limit
 from app.search.schemas import Filters, Product, ProfileRef, SearchResponse
 from app.search.timing import elapsed_ms
 from app.store import IMAGE_VECTOR, TEXT_VECTOR, SearchFilter, VectorStore
+from app.store.fields import (
+    ATTRIBUTES,
+    CATEGORY_PATH,
+    DESCRIPTION,
+    IMAGE_FILE,
+    IMAGE_PATH,
+    IMAGES,
+    PRICE,
+    TITLE,
+    YEAR,
+)
 
 _VECTORS = (IMAGE_VECTOR, TEXT_VECTOR)
 
@@ -38,12 +49,9 @@ def _unit(v: Any) -> np.ndarray:
 class Recommender:
     """Product lookups and product-to-product searches over one store."""
 
-    def __init__(
-        self, store: VectorStore, checks: QueryChecks, pool: ThreadPoolExecutor, model_id: str
-    ) -> None:
+    def __init__(self, store: VectorStore, checks: QueryChecks, model_id: str) -> None:
         self.store = store
         self.checks = checks
-        self.pool = pool
         self.model_id = model_id
 
     def product(self, product_id: str) -> Product:
@@ -51,15 +59,15 @@ class Recommender:
         if not points:
             raise NotFoundError(f"no product {product_id!r} in the catalog")
         p = points[0].payload
-        images = [str(x) for x in p.get("images", [])]
-        attributes = p.get("attributes") or {}
+        images = [str(x) for x in p.get(IMAGES, [])]
+        attributes = p.get(ATTRIBUTES) or {}
         return Product(
             product_id=product_id,
-            title=str(p.get("title", "")),
-            category=str(p.get("category_path", "")),
-            description=str(p.get("description", "")),
-            price=p.get("price"),
-            year=p.get("year"),
+            title=str(p.get(TITLE, "")),
+            category=str(p.get(CATEGORY_PATH, "")),
+            description=str(p.get(DESCRIPTION, "")),
+            price=p.get(PRICE),
+            year=p.get(YEAR),
             attributes={str(k): str(v) for k, v in dict(attributes).items()},
             images=images,
             image_urls=[image_url(product_id, i) for i in range(len(images))],
@@ -68,9 +76,9 @@ class Recommender:
     def image_path(self, product_id: str, index: int) -> Path:
         """The file of the product's ``index``-th image, as ingested; only what the store holds."""
         for hit in self.store.product_points(product_id):
-            images = [str(x) for x in hit.payload.get("images", [])]
-            if 0 <= index < len(images) and hit.payload.get("image_file") == images[index]:
-                return Path(str(hit.payload["image_path"]))
+            images = [str(x) for x in hit.payload.get(IMAGES, [])]
+            if 0 <= index < len(images) and hit.payload.get(IMAGE_FILE) == images[index]:
+                return Path(str(hit.payload[IMAGE_PATH]))
         raise NotFoundError(f"no image {index} of product {product_id!r} in the catalog")
 
     def similar(
@@ -147,15 +155,12 @@ class Recommender:
         spec = FusionSpec(method="rrf", k=profile.k)
         limit = candidate_limit(profile.candidates, offset, k)
         t = time.perf_counter()
-        jobs = {
-            IMAGE_TO_IMAGE: self.pool.submit(
-                legs.image_to_image, self.store, image_vec, limit, flt, None
-            ),
-            TEXT_TO_TEXT: self.pool.submit(
-                legs.text_to_text, self.store, text_vec, limit, flt, None
-            ),
+        queries = {
+            IMAGE_TO_IMAGE: legs.dense_query(image_vec, limit, flt, IMAGE_VECTOR),
+            TEXT_TO_TEXT: legs.dense_query(text_vec, limit, flt, TEXT_VECTOR),
         }
-        leg_hits = [(leg, job.result()) for leg, job in jobs.items()]
+        answers = self.store.search_batch(list(queries.values()))
+        leg_hits = list(zip(queries, answers, strict=True))
         timings["legs"] = elapsed_ms(t)
         results = fuse_page(leg_hits, spec, k, offset, False, True, timings)
         timings["total"] = elapsed_ms(started)
@@ -163,7 +168,7 @@ class Recommender:
             results=results,
             timings_ms=timings,
             model=self.model_id,
-            legs=list(jobs),
+            legs=list(queries),
             profile=ProfileRef(name=profile.name, version=profile.version),
             fusion=spec,
             offset=offset,

@@ -16,6 +16,7 @@ from app.search.ranking import LegList, fuse_legs, group_hits, key_of
 from app.search.schemas import LegScore, SearchResult
 from app.search.timing import elapsed_ms
 from app.store import Hit
+from app.store.fields import CATEGORY_PATH, IMAGE_FILE, IMAGES, PRICE, PRODUCT_ID, TITLE
 from reranker import Fused
 
 
@@ -48,7 +49,7 @@ def fuse_page(
             key = key_of(hit, by_product)
             best.setdefault(key, hit)
             if leg in IMAGE_VECTOR_LEGS:
-                name = str(hit.payload.get("image_file", ""))
+                name = str(hit.payload.get(IMAGE_FILE, ""))
                 seen = images.setdefault(key, {})
                 seen[name] = max(seen.get(name, float("-inf")), hit.score)
     judged = None
@@ -97,7 +98,7 @@ def to_result(
     """One fused entry as the caller sees it; ``positions``: per leg in ``names``, key -> rank."""
     payload = hit.payload
     ranked = sorted(matched, key=lambda n: -matched[n])
-    own = [str(x) for x in payload.get("images", [])] or [str(payload.get("image_file", ""))]
+    own = [str(x) for x in payload.get(IMAGES, [])] or [str(payload.get(IMAGE_FILE, ""))]
     ranks = {
         leg: pos[f.item][0] for leg, pos in zip(names, positions, strict=True) if f.item in pos
     }
@@ -108,13 +109,13 @@ def to_result(
             for leg, pos, part in zip(names, positions, f.contributions, strict=True)
             if f.item in pos
         }
-    price = payload.get("price")
-    product_id = str(payload.get("product_id", ""))
-    image = ranked[0] if ranked else str(payload.get("image_file", own[0]))
+    price = payload.get(PRICE)
+    product_id = str(payload.get(PRODUCT_ID, ""))
+    image = ranked[0] if ranked else str(payload.get(IMAGE_FILE, own[0]))
     return SearchResult(
         product_id=product_id,
-        title=str(payload.get("title", "")),
-        category=str(payload.get("category_path", "")),
+        title=str(payload.get(TITLE, "")),
+        category=str(payload.get(CATEGORY_PATH, "")),
         score=f.score,
         image=image,
         matched_images=ranked,

@@ -28,6 +28,7 @@ from app.search.query import SearchQuery
 from app.search.schemas import PredictedCategory
 from app.search.timing import elapsed_ms, timed
 from app.store import Hit, SearchFilter, VectorStore, category_ancestors
+from app.store.fields import CATEGORY_PATH
 
 MAX_CANDIDATES = 1_000
 CATEGORY_VOTERS = 10  # top image neighbours that vote on the predicted category
@@ -48,7 +49,7 @@ def predict_category(hits: Sequence[Hit], confidence: float) -> PredictedCategor
     threshold at every depth, the best top-level category is returned with ``applied`` False.
     """
     paths = [
-        category_ancestors(str(h.payload.get("category_path", ""))) for h in hits[:CATEGORY_VOTERS]
+        category_ancestors(str(h.payload.get(CATEGORY_PATH, ""))) for h in hits[:CATEGORY_VOTERS]
     ]
     paths = [p for p in paths if p]
     if not paths:

@@ -68,7 +68,7 @@ class SearchService:
             encoder, micro_batch, max_decodes=max_decodes, max_pixels=max_pixels
         )
         self._runner = LegRunner(store, self._embedder, self._pool)
-        self._recommender = Recommender(store, self._checks, self._pool, encoder.model_id)
+        self._recommender = Recommender(store, self._checks, encoder.model_id)
 
     def has_instance(self) -> bool:
         """Whether the ``image_instance`` leg can run: the model and the store both have it."""

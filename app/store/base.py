@@ -1,7 +1,8 @@
-"""The store interface every backend implements (embedded qdrant-edge today, Qdrant server next).
+"""The store interface every backend implements: the embedded engine (``EdgeStore``, qdrant-edge)
+and a Qdrant server or cluster (``QdrantServerStore``, qdrant-client).
 
 Ingestion writes through it and the search legs read through it; neither knows which engine is
-behind it, so the same congruence tests can run against every backend.
+behind it, so the same congruence tests run against every backend (tests/store).
 """
 
 from __future__ import annotations
@@ -14,22 +15,33 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from app.store.errors import ModelMismatchError, StoreError, StoreUnavailableError
+
 # What ``app.store`` offers besides the backends (it re-exports exactly these).
 __all__ = [
     "BM25_VECTOR",
+    "DEFAULT_INDEXING_THRESHOLD_KB",
     "DENSE_VECTORS",
     "IMAGE_VECTOR",
     "INSTANCE_VECTOR",
+    "STORE_FORMAT",
     "TEXT_VECTOR",
+    "DenseQuery",
     "Hit",
     "IndexStatus",
+    "KeywordQuery",
+    "ModelMismatchError",
+    "PayloadSelection",
     "PointRecord",
     "SearchFilter",
     "StoreError",
     "StoreInfo",
+    "StoreQuery",
+    "StoreUnavailableError",
     "VectorStore",
     "attribute_term",
     "category_ancestors",
+    "check_model",
     "normalise_category",
     "point_id",
 ]
@@ -41,6 +53,13 @@ DENSE_VECTORS = (IMAGE_VECTOR, TEXT_VECTOR)
 # The catalog photo's identity embedding (the image graph's second output): only in collections
 # whose model has one, so it is not one of DENSE_VECTORS, which every collection holds.
 INSTANCE_VECTOR = "instance"
+# The collection layout (vectors and payload) every backend writes; 2: the ``text`` vector was
+# added. A store of another format must be re-ingested (``--replace-model``).
+STORE_FORMAT = 2
+
+# Segments smaller than this (KB of vectors) are searched exactly instead of through HNSW.
+# Qdrant's default; stated here so that the status can say which regime a collection is in.
+DEFAULT_INDEXING_THRESHOLD_KB = 10_000
 
 # Fixed namespace so a (product, image) pair maps to the same point id on every machine and run.
 POINT_NAMESPACE = uuid.UUID("6f1c2f4e-5b7a-4d43-9c1e-2a7d51c0b9e3")
@@ -87,6 +106,28 @@ class Hit:
     id: str
     score: float
     payload: dict[str, Any]
+
+
+def check_model(
+    meta: dict[str, Any], dim: int, model_id: str, instance_dim: int, where: str, elsewhere: str
+) -> None:
+    """Raise ``ModelMismatchError`` unless the collection described by ``meta`` (format, model,
+    sizes) is the one ``model_id`` writes; ``where`` names it, ``elsewhere`` is the setting that
+    points at another one."""
+    if meta.get("format") != STORE_FORMAT:
+        raise ModelMismatchError(
+            f"{where} was written by an older snapshop (store format {meta.get('format')}, this "
+            f"one writes {STORE_FORMAT}); re-ingest with --replace-model, or use another "
+            f"{elsewhere}"
+        )
+    # A store written before instance vectors existed reads as instance_dim 0.
+    have = (meta["dim"], meta["model_id"], meta.get("instance_dim", 0))
+    if have != (dim, model_id, instance_dim):
+        raise ModelMismatchError(
+            f"{where} holds vectors of model {meta['model_id']} (dim {meta['dim']}, instance "
+            f"dim {have[2]}), not {model_id} (dim {dim}, instance dim {instance_dim}); "
+            f"re-ingest with --replace-model, or use another {elsewhere}"
+        )
 
 
 def attribute_term(name: str, value: str) -> str:
@@ -148,6 +189,25 @@ class IndexStatus:
             )
         return "empty"
 
+    @classmethod
+    def of(
+        cls, points: int, indexed: int, per_point: int, dim: int, threshold_kb: int
+    ) -> IndexStatus:
+        """The status of ``points`` with ``per_point`` dense vectors of ``dim`` each, of which
+        the engine reports ``indexed`` in HNSW; ``threshold_kb``: the indexing threshold."""
+        threshold = threshold_kb * 1024 // (4 * max(dim, 1))
+        vectors = points * per_point
+        indexed = min(indexed, vectors)
+        if points == 0:
+            state = "empty"
+        elif indexed >= vectors:
+            state = "ready"
+        elif points < threshold:
+            state = "exact"
+        else:
+            state = "pending"
+        return cls(state, indexed, vectors, threshold, per_point)
+
 
 @dataclass(frozen=True)
 class StoreInfo:
@@ -160,8 +220,38 @@ class StoreInfo:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class StoreError(RuntimeError):
-    """A store problem a person can act on (wrong model, missing collection, locked directory)."""
+# Which payload fields a read returns: all (True), none (False) or the named ones.
+PayloadSelection = bool | tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DenseQuery:
+    """Nearest points to ``vector`` (cosine) by their ``using`` vector.
+
+    ``min_score``: only hits at least this similar, applied inside the engine together with the
+    filter, so a floor and a filter never interact.
+    """
+
+    vector: np.ndarray
+    limit: int
+    flt: SearchFilter | None = None
+    using: str = IMAGE_VECTOR
+    min_score: float | None = None
+    with_payload: PayloadSelection = True
+
+
+@dataclass(frozen=True)
+class KeywordQuery:
+    """BM25 over the products' text; no hit when no term of ``text`` is indexed."""
+
+    text: str
+    limit: int
+    flt: SearchFilter | None = None
+    min_score: float | None = None
+    with_payload: PayloadSelection = True
+
+
+StoreQuery = DenseQuery | KeywordQuery
 
 
 class VectorStore(Protocol):
@@ -177,7 +267,9 @@ class VectorStore(Protocol):
 
         ``corpus`` (the texts about to be indexed) sets BM25's average document length, fixed at
         creation: document weights depend on it, so changing it later would mix weights.
-        Raises ``StoreError`` when the store holds another model's vectors or an older format.
+        Raises ``ModelMismatchError`` when the store holds another model's vectors or an older
+        format (what ``--replace-model`` may drop), and a plain ``StoreError`` for anything else
+        (a server that is down, a collection that snapshop did not make).
         """
 
     def upsert(self, points: Sequence[PointRecord]) -> None: ...
@@ -207,17 +299,22 @@ class VectorStore(Protocol):
         flt: SearchFilter | None = None,
         using: str = IMAGE_VECTOR,
         min_score: float | None = None,
+        with_payload: PayloadSelection = True,
     ) -> list[Hit]:
-        """Nearest points to ``vector`` (cosine) by their ``using`` vector, best first.
-
-        ``min_score``: only hits at least this similar (applied inside the engine, together with
-        the filter, so a floor and a filter never interact).
-        """
+        """One ``DenseQuery``: its hits, best first."""
 
     def search_bm25(
-        self, text: str, limit: int, flt: SearchFilter | None = None, min_score: float | None = None
+        self,
+        text: str,
+        limit: int,
+        flt: SearchFilter | None = None,
+        min_score: float | None = None,
+        with_payload: PayloadSelection = True,
     ) -> list[Hit]:
-        """BM25 over the products' text, best first; empty when no term matches."""
+        """One ``KeywordQuery``: its hits, best first; empty when no term matches."""
+
+    def search_batch(self, queries: Sequence[StoreQuery]) -> list[list[Hit]]:
+        """Each query's hits, in order, in one call to the engine (one round trip to a server)."""
 
     def retrieve(self, ids: Sequence[str]) -> list[Hit]: ...
 

@@ -25,34 +25,33 @@ import qdrant_edge as qe
 from app.files import write_text_atomic
 from app.store.base import (
     BM25_VECTOR,
+    DEFAULT_INDEXING_THRESHOLD_KB,
     DENSE_VECTORS,
     IMAGE_VECTOR,
     INSTANCE_VECTOR,
+    STORE_FORMAT,
     TEXT_VECTOR,
+    DenseQuery,
     Hit,
     IndexStatus,
+    KeywordQuery,
+    PayloadSelection,
     PointRecord,
     SearchFilter,
-    StoreError,
     StoreInfo,
+    StoreQuery,
+    check_model,
 )
+from app.store.bm25 import Bm25Terms
 from app.store.edge_query import engine_filter, to_hits
+from app.store.errors import StoreError
+from app.store.fields import FLOAT_FIELDS, INTEGER_FIELDS, KEYWORD_FIELDS, PRODUCT_ID
 from app.store.rwlock import ReadWriteLock
 
 log = logging.getLogger(__name__)
 
 META_FILE = "snapshop.json"
 SHARD_DIR = "shard"
-# 2: the ``text`` vector was added; a format-1 store must be re-ingested (--replace-model).
-META_FORMAT = 2
-DEFAULT_BM25_AVG_LEN = 16.0  # product texts are short; 256 (the engine default) suits articles
-# Segments smaller than this (KB of vectors) are searched exactly instead of through HNSW.
-# Qdrant's default; stated here so that the status can say which regime a collection is in.
-DEFAULT_INDEXING_THRESHOLD_KB = 10_000
-
-KEYWORD_FIELDS = ("product_id", "category", "attribute_terms")
-INTEGER_FIELDS = ("year",)
-FLOAT_FIELDS = ("price",)
 
 
 class EdgeStore:
@@ -69,10 +68,10 @@ class EdgeStore:
         self._meta_path = root / META_FILE
         self._meta: dict[str, Any] | None = None
         self._shard: qe.EdgeShard | None = None
-        self._bm25: qe.Bm25 | None = None
+        self._bm25: Bm25Terms | None = None
         # Query-side terms do not depend on avg_len: one embedder serves every bm25_tokens call,
         # including the corpus scan at creation, before the collection's own exists.
-        self._terms = qe.Bm25(qe.Bm25Config(avg_len=DEFAULT_BM25_AVG_LEN))
+        self._terms = Bm25Terms()
         # The engine is thread-safe for reads; writes are serialised so a batch lands as a unit.
         self._write_lock = threading.Lock()
         # Readers (searches) against writers that change points: see app/store/rwlock.py.
@@ -83,7 +82,7 @@ class EdgeStore:
                 self._meta = json.loads(self._meta_path.read_text())
             except OSError as exc:
                 raise StoreError(f"cannot read the store at {self.root}: {exc}") from exc
-            if self._meta.get("format") == META_FORMAT:
+            if self._meta.get("format") == STORE_FORMAT:
                 self._open(create=False)
             # else: an older layout; ensure_collection says what to do, searches say "empty".
 
@@ -109,7 +108,7 @@ class EdgeStore:
                     "(an embedded shard allows one process); stop it or use another --data-dir"
                 ) from exc
             raise StoreError(f"cannot open the store at {self.root}: {exc}") from exc
-        self._bm25 = qe.Bm25(qe.Bm25Config(avg_len=float(self._meta["bm25_avg_len"])))
+        self._bm25 = Bm25Terms(float(self._meta["bm25_avg_len"]))
 
     def _config(self) -> qe.EdgeConfig:
         assert self._meta is not None
@@ -136,12 +135,8 @@ class EdgeStore:
         self._shard.update(qe.UpdateOperation.create_field_index(name, schema))
 
     def bm25_tokens(self, text: str) -> list[int]:
-        """The engine's BM25 terms of ``text`` (stemmed, stopwords dropped), repeats kept.
-
-        qdrant-edge exposes no tokenizer, so each word is run through its query embedder (which
-        tokenizes exactly like the document side); used for average lengths and by test oracles.
-        """
-        return [int(i) for word in text.split() for i in self._terms.embed_query(word).indices]
+        """The engine's BM25 terms of ``text`` (``Bm25Terms.tokens``): for test oracles."""
+        return self._terms.tokens(text)
 
     def dense_vectors(self) -> tuple[str, ...]:
         if self._meta is not None and int(self._meta.get("instance_dim", 0)):
@@ -152,34 +147,21 @@ class EdgeStore:
         self, dim: int, model_id: str, corpus: Sequence[str] = (), instance_dim: int = 0
     ) -> None:
         if self._meta is not None:
-            if self._meta.get("format") != META_FORMAT:
-                raise StoreError(
-                    f"the store at {self.root} was written by an older snapshop (store format "
-                    f"{self._meta.get('format')}, this one writes {META_FORMAT}); re-ingest "
-                    "with --replace-model, or use another --data-dir"
-                )
-            # A store written before instance vectors existed reads as instance_dim 0.
-            have = (self._meta["dim"], self._meta["model_id"], self._meta.get("instance_dim", 0))
-            if have != (dim, model_id, instance_dim):
-                raise StoreError(
-                    f"the store at {self.root} holds vectors of model {self._meta['model_id']} "
-                    f"(dim {self._meta['dim']}, instance dim {have[2]}), not {model_id} "
-                    f"(dim {dim}, instance dim {instance_dim}); "
-                    "re-ingest with --replace-model, or use another --data-dir"
-                )
+            check_model(
+                self._meta, dim, model_id, instance_dim, f"the store at {self.root}", "--data-dir"
+            )
             return
         self.root.mkdir(parents=True, exist_ok=True)
         if self._shard_dir.exists():
             # A shard without meta is a creation that was interrupted before any point was
             # written (points only come after this method returns): start it afresh.
             shutil.rmtree(self._shard_dir)
-        lengths = [len(self.bm25_tokens(t)) for t in corpus]
         self._meta = {
-            "format": META_FORMAT,
+            "format": STORE_FORMAT,
             "dim": dim,
             "model_id": model_id,
             "instance_dim": instance_dim,
-            "bm25_avg_len": (sum(lengths) / len(lengths)) if lengths else DEFAULT_BM25_AVG_LEN,
+            "bm25_avg_len": self._terms.average_length(corpus),
             "indexing_threshold_kb": self._threshold_kb,
         }
         with self._rw.writing():  # searches running now see "empty" before or the shard after
@@ -249,7 +231,7 @@ class EdgeStore:
             vectors: dict[str, Any] = {
                 IMAGE_VECTOR: np.asarray(p.image_vector, dtype=np.float32).tolist(),
                 TEXT_VECTOR: np.asarray(p.text_vector, dtype=np.float32).tolist(),
-                BM25_VECTOR: self._bm25.embed_document(p.text),
+                BM25_VECTOR: self._bm25.document(p.text),
             }
             if with_instance:
                 if p.instance_vector is None:
@@ -276,39 +258,52 @@ class EdgeStore:
         flt: SearchFilter | None = None,
         using: str = IMAGE_VECTOR,
         min_score: float | None = None,
+        with_payload: PayloadSelection = True,
     ) -> list[Hit]:
-        shard = self._require()
-        have = self.dense_vectors()
-        if using not in have:
-            raise ValueError(f"unknown dense vector {using!r}; have {', '.join(have)}")
-        query = qe.Query.Nearest(np.asarray(vector, dtype=np.float32).tolist(), using=using)
-        req = qe.QueryRequest(
-            limit=limit,
-            query=query,
-            filter=engine_filter(flt),
-            score_threshold=min_score,
-            with_payload=True,
-            with_vector=False,
-        )
-        return to_hits(shard.query(req))
+        return self.search_batch([DenseQuery(vector, limit, flt, using, min_score, with_payload)])[
+            0
+        ]
 
     def search_bm25(
-        self, text: str, limit: int, flt: SearchFilter | None = None, min_score: float | None = None
+        self,
+        text: str,
+        limit: int,
+        flt: SearchFilter | None = None,
+        min_score: float | None = None,
+        with_payload: PayloadSelection = True,
     ) -> list[Hit]:
+        return self.search_batch([KeywordQuery(text, limit, flt, min_score, with_payload)])[0]
+
+    def search_batch(self, queries: Sequence[StoreQuery]) -> list[list[Hit]]:
         shard = self._require()
-        assert self._bm25 is not None
-        sparse = self._bm25.embed_query(text)
-        if not sparse.indices:  # only stopwords or punctuation: nothing can match
-            return []
-        req = qe.QueryRequest(
-            limit=limit,
-            query=qe.Query.Nearest(sparse, using=BM25_VECTOR),
-            filter=engine_filter(flt),
-            score_threshold=min_score,
-            with_payload=True,
+        requests = [self._request(q) for q in queries]
+        sent = [r for r in requests if r is not None]
+        answers = iter(shard.query_batch(qe.QueryBatchRequest(sent)) if sent else [])
+        return [to_hits(next(answers)) if r is not None else [] for r in requests]
+
+    def _request(self, query: StoreQuery) -> qe.QueryRequest | None:
+        """The engine's request for ``query``; None when it cannot match anything."""
+        if isinstance(query, DenseQuery):
+            have = self.dense_vectors()
+            if query.using not in have:
+                raise ValueError(f"unknown dense vector {query.using!r}; have {', '.join(have)}")
+            vector = np.asarray(query.vector, dtype=np.float32).tolist()
+            nearest = qe.Query.Nearest(vector, using=query.using)
+        else:
+            assert self._bm25 is not None
+            sparse = self._bm25.query(query.text)
+            if not sparse.indices:  # only stopwords or punctuation: nothing can match
+                return None
+            nearest = qe.Query.Nearest(sparse, using=BM25_VECTOR)
+        selected = query.with_payload
+        return qe.QueryRequest(
+            limit=query.limit,
+            query=nearest,
+            filter=engine_filter(query.flt),
+            score_threshold=query.min_score,
+            with_payload=selected if isinstance(selected, bool) else list(selected),
             with_vector=False,
         )
-        return to_hits(shard.query(req))
 
     def retrieve(self, ids: Sequence[str]) -> list[Hit]:
         shard = self._require()
@@ -331,7 +326,7 @@ class EdgeStore:
     def product_points(self, product_id: str) -> list[Hit]:
         if self._shard is None:
             return []
-        cond = qe.FieldCondition("product_id", match=qe.MatchValue(product_id))
+        cond = qe.FieldCondition(PRODUCT_ID, match=qe.MatchValue(product_id))
         records, _ = self._shard.scroll(
             qe.ScrollRequest(limit=10_000, filter=qe.Filter(must=[cond]), with_payload=True)
         )
@@ -366,22 +361,14 @@ class EdgeStore:
     def index_status(self) -> IndexStatus:
         meta = self._meta or {}
         dim = int(meta.get("dim") or 1)
-        threshold = int(meta.get("indexing_threshold_kb", self._threshold_kb)) * 1024 // (4 * dim)
+        threshold_kb = int(meta.get("indexing_threshold_kb", self._threshold_kb))
         if self._shard is None:
-            return IndexStatus("empty", 0, 0, threshold)
+            return IndexStatus.of(0, 0, len(DENSE_VECTORS), dim, threshold_kb)
         info = self._shard.info()
-        points = int(info.points_count)
-        vectors = points * len(self.dense_vectors())
-        indexed = min(int(info.indexed_vectors_count), vectors)
-        if points == 0:
-            state = "empty"
-        elif indexed >= vectors:
-            state = "ready"
-        elif points < threshold:
-            state = "exact"
-        else:
-            state = "pending"
-        return IndexStatus(state, indexed, vectors, threshold, len(self.dense_vectors()))
+        per_point = len(self.dense_vectors())
+        return IndexStatus.of(
+            int(info.points_count), int(info.indexed_vectors_count), per_point, dim, threshold_kb
+        )
 
     def info(self) -> StoreInfo:
         meta = self._meta or {}

@@ -8,6 +8,7 @@ from typing import Any
 import qdrant_edge as qe
 
 from app.store.base import Hit, SearchFilter, attribute_term, category_ancestors
+from app.store.fields import ATTRIBUTE_TERMS, CATEGORY, PRICE, PRODUCT_ID
 
 
 def engine_filter(flt: SearchFilter | None) -> qe.Filter | None:
@@ -18,16 +19,16 @@ def engine_filter(flt: SearchFilter | None) -> qe.Filter | None:
     must_not: list[Any] = []
     if flt.category:
         ancestors = category_ancestors(flt.category)
-        must.append(qe.FieldCondition("category", match=qe.MatchValue(ancestors[-1])))
+        must.append(qe.FieldCondition(CATEGORY, match=qe.MatchValue(ancestors[-1])))
     if flt.price_min is not None or flt.price_max is not None:
         price = qe.RangeFloat(gte=flt.price_min, lte=flt.price_max)
-        must.append(qe.FieldCondition("price", range=price))
+        must.append(qe.FieldCondition(PRICE, range=price))
     for name, value in flt.attributes:
         term = attribute_term(name, value)
-        must.append(qe.FieldCondition("attribute_terms", match=qe.MatchValue(term)))
+        must.append(qe.FieldCondition(ATTRIBUTE_TERMS, match=qe.MatchValue(term)))
     if flt.exclude_products:
         excluded = qe.MatchAny(list(flt.exclude_products))
-        must_not.append(qe.FieldCondition("product_id", match=excluded))
+        must_not.append(qe.FieldCondition(PRODUCT_ID, match=excluded))
     return qe.Filter(must=must or None, must_not=must_not or None)
 
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import pytest
 from PIL import Image
 
 from app.embedding import Encoder
 from app.embedding.preprocess import load_image
-from app.store import EdgeStore, SearchFilter
+from app.store import EdgeStore, ModelMismatchError, SearchFilter, StoreUnavailableError
 from ingestion.pipeline import ingest_catalog
+from tests.fakes import FakeEncoder
 
 
 def _catalog(root: Path) -> Path:
@@ -67,20 +70,44 @@ def test_ingest_counts_points_rejects_and_payloads(tmp_path: Path, tiny_bundle: 
 def test_a_new_model_replaces_the_old_vectors_only_when_asked(
     tmp_path: Path, tiny_bundle: Path
 ) -> None:
-    import pytest
-
-    from app.store import StoreError
-
     catalog = _catalog(tmp_path / "cat")
     store = EdgeStore(tmp_path / "qdrant")
     try:
         store.ensure_collection(8, "some-older-model")
         encoder = Encoder(tiny_bundle, device="cpu")
-        with pytest.raises(StoreError, match="--replace-model"):
+        with pytest.raises(ModelMismatchError, match="--replace-model"):
             ingest_catalog(catalog, store, encoder)
         report = ingest_catalog(catalog, store, encoder, replace_model=True)
         assert report.images == 4
         assert store.info().model_id == encoder.model_id
         assert store.info().dim == encoder.dim
+    finally:
+        store.close()
+
+
+class TimingOutStore:
+    """A real store whose collection check times out, as a remote server's may."""
+
+    def __init__(self, store: EdgeStore) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def ensure_collection(self, *args: Any, **kwargs: Any) -> None:
+        raise StoreUnavailableError("the collection could not be read now: timed out")
+
+
+def test_only_a_model_change_drops_the_catalog_never_a_store_timeout(
+    tmp_path: Path, fake_encoder: FakeEncoder
+) -> None:
+    catalog = _catalog(tmp_path / "cat")
+    store = EdgeStore(tmp_path / "qdrant")
+    try:
+        assert ingest_catalog(catalog, store, fake_encoder).images == 4
+        flaky = TimingOutStore(store)
+        with pytest.raises(StoreUnavailableError, match="timed out"):
+            ingest_catalog(catalog, flaky, fake_encoder, replace_model=True)  # type: ignore[arg-type]
+        assert store.count() == 4 and store.info().model_id == fake_encoder.model_id
     finally:
         store.close()

@@ -8,6 +8,7 @@ import pytest
 from app.store import (
     TEXT_VECTOR,
     EdgeStore,
+    ModelMismatchError,
     PointRecord,
     SearchFilter,
     StoreError,
@@ -134,10 +135,11 @@ def test_data_survives_reopen_and_index_build(tmp_path: Path) -> None:
 
 
 def test_wrong_model_or_second_process_is_a_clear_error(store: EdgeStore, tmp_path: Path) -> None:
-    with pytest.raises(StoreError, match="holds vectors of model test-model"):
+    with pytest.raises(ModelMismatchError, match="holds vectors of model test-model"):
         store.ensure_collection(DIM, "another-model")
-    with pytest.raises(StoreError, match="open in another snapshop process"):
+    with pytest.raises(StoreError, match="open in another snapshop process") as err:
         EdgeStore(tmp_path / "qdrant")
+    assert not isinstance(err.value, ModelMismatchError)  # nothing --replace-model may drop
 
 
 def test_an_empty_store_says_how_to_fill_it(tmp_path: Path) -> None:
@@ -228,7 +230,7 @@ def test_a_store_of_an_older_format_asks_for_replace_model(tmp_path: Path) -> No
     meta = tmp_path / "q" / "snapshop.json"
     meta.write_text(meta.read_text().replace('"format": 2', '"format": 1'))
     old = EdgeStore(tmp_path / "q")
-    with pytest.raises(StoreError, match=r"older snapshop.*--replace-model"):
+    with pytest.raises(ModelMismatchError, match=r"older snapshop.*--replace-model"):
         old.ensure_collection(DIM, "m")
     old.drop()
     old.ensure_collection(DIM, "m")

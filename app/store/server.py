@@ -1,0 +1,568 @@
+"""Qdrant server (or cluster) backend over qdrant-client: the catalog is one collection there.
+
+The collection has the embedded engine's layout: named dense vectors ``image`` and ``text``
+(+ ``instance``), cosine; a sparse ``bm25`` vector with the IDF modifier whose document weights
+are made by the same embedder (``app.store.bm25``), so both backends score alike; payload
+indexes on the fields that filters and facets use. What ``EdgeStore`` keeps in snapshop.json
+(format, model, sizes, BM25 average length) is the collection's metadata here, so every process
+that opens the collection reads the same.
+
+qdrant-client's local mode (``QdrantClient(path=...)``) speaks the same API without a server:
+it stands in for one in tests (``SNAPSHOP_QDRANT_PATH``), never in production.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+import grpc
+import httpx
+import numpy as np
+from qdrant_client import QdrantClient, models
+from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+from app.store.base import (
+    BM25_VECTOR,
+    DEFAULT_INDEXING_THRESHOLD_KB,
+    DENSE_VECTORS,
+    IMAGE_VECTOR,
+    INSTANCE_VECTOR,
+    STORE_FORMAT,
+    TEXT_VECTOR,
+    DenseQuery,
+    Hit,
+    IndexStatus,
+    KeywordQuery,
+    PayloadSelection,
+    PointRecord,
+    SearchFilter,
+    StoreInfo,
+    StoreQuery,
+    check_model,
+)
+from app.store.bm25 import Bm25Terms, as_pair
+from app.store.errors import StoreError, StoreUnavailableError
+from app.store.fields import FLOAT_FIELDS, INTEGER_FIELDS, KEYWORD_FIELDS
+from app.store.rwlock import ReadWriteLock
+from app.store.server_query import (
+    ids_filter,
+    payload_selector,
+    product_filter,
+    server_filter,
+    to_hits,
+)
+
+log = logging.getLogger(__name__)
+
+META_KEY = "snapshop"  # the collection metadata key holding what EdgeStore's snapshop.json holds
+PAGE = 1_000  # points per scroll page
+MAX_PRODUCT_POINTS = 10_000  # images of one product fetched at most (as EdgeStore)
+
+_INDEX_TYPES = (
+    [(name, models.PayloadSchemaType.KEYWORD) for name in KEYWORD_FIELDS]
+    + [(name, models.PayloadSchemaType.INTEGER) for name in INTEGER_FIELDS]
+    + [(name, models.PayloadSchemaType.FLOAT) for name in FLOAT_FIELDS]
+)
+
+
+@dataclass(frozen=True)
+class _Collection:
+    """What the store knows of its collection: replaced whole, so a reader on another thread
+    never sees the metadata of one collection with the BM25 weights of another."""
+
+    meta: dict[str, Any]
+    bm25: Bm25Terms
+
+    @classmethod
+    def of(cls, meta: dict[str, Any]) -> _Collection:
+        return cls(meta, Bm25Terms(float(meta["bm25_avg_len"])))
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """How the collection is named and, when this store creates it, laid out."""
+
+    collection: str = "snapshop"
+    shard_number: int | None = None  # None: the server's default
+    replication_factor: int | None = None
+    on_disk_payload: bool | None = None
+    scalar_quantization: bool = False
+    indexing_threshold_kb: int = DEFAULT_INDEXING_THRESHOLD_KB
+
+
+class QdrantServerStore:
+    """``VectorStore`` over one collection of a Qdrant server, cluster or local-mode folder.
+
+    Nothing is asked of the server when the store is made: a server that is down makes the
+    calls fail with ``StoreUnavailableError`` (HTTP 503) until it is back, with no restart.
+    """
+
+    def __init__(
+        self, client: QdrantClient, options: ServerOptions, where: str, local: bool = False
+    ) -> None:
+        self._client = client
+        self.options = options
+        self.collection = options.collection
+        self.where = where  # the server's URL or the local folder: for messages
+        self.local = local
+        self.backend = "qdrant-local" if local else "qdrant-server"
+        self._known: _Collection | None = None
+        self._terms = Bm25Terms()  # query-side terms and corpus lengths (see EdgeStore)
+        self._write_lock = threading.Lock()
+        # In-process readers and writers, as EdgeStore: a search in this process sees each
+        # product written by this process whole. Other processes' writes are the server's.
+        self._rw = ReadWriteLock()
+
+    @classmethod
+    def at_url(
+        cls,
+        url: str,
+        options: ServerOptions,
+        api_key: str | None = None,
+        prefer_grpc: bool = False,
+        grpc_port: int = 6334,
+        timeout_s: int = 10,
+    ) -> QdrantServerStore:
+        client = QdrantClient(
+            url=url,
+            api_key=api_key,
+            prefer_grpc=prefer_grpc,
+            grpc_port=grpc_port,
+            timeout=timeout_s,
+            # The version check is a request at construction; an unreachable server must not
+            # hold up startup (``/readyz`` reports it instead).
+            check_compatibility=False,
+        )
+        return cls(client, options, where=url)
+
+    @classmethod
+    def at_path(cls, path: Path, options: ServerOptions) -> QdrantServerStore:
+        """qdrant-client's local mode in ``path``: one process, exact search, for tests."""
+        try:
+            # Searches run on the service's thread pool, writes on a sync's thread.
+            client = QdrantClient(path=str(path), force_disable_check_same_thread=True)
+        except RuntimeError as exc:  # the folder's lock is held
+            raise StoreError(
+                f"the local Qdrant folder {path} is open in another process (local mode allows "
+                "one); stop it, or use a Qdrant server"
+            ) from exc
+        return cls(client, options, where=str(path), local=True)
+
+    # -- errors --------------------------------------------------------------------------------
+
+    def _failed(self, doing: str, exc: BaseException) -> NoReturn:
+        """Raise the store error for an engine call that raised ``exc``."""
+        name = f"the collection {self.collection!r} at {self.where}"
+        if isinstance(exc, UnexpectedResponse):
+            if exc.status_code == 404:
+                self._forget()  # dropped by another process: read afresh next time
+                raise StoreError(f"{name} is gone: run `snapshop ingest CATALOG_DIR`") from exc
+            if exc.status_code is not None and exc.status_code < 500 and exc.status_code != 429:
+                raise StoreError(f"{name} refused to {doing}: {exc}") from exc
+        code = getattr(exc, "code", None)  # a failed gRPC call's status (grpc.Call)
+        if (
+            isinstance(exc, grpc.RpcError)
+            and callable(code)
+            and code() == grpc.StatusCode.NOT_FOUND
+        ):
+            self._forget()
+            raise StoreError(f"{name} is gone: run `snapshop ingest CATALOG_DIR`") from exc
+        raise StoreUnavailableError(f"{name} could not {doing} now: {exc}") from exc
+
+    @contextmanager
+    def _calls(self, doing: str) -> Iterator[None]:
+        """Engine calls inside: their failures become ``StoreError``s that say what to do."""
+        try:
+            yield
+        except (
+            ResponseHandlingException,
+            UnexpectedResponse,
+            grpc.RpcError,
+            httpx.HTTPError,
+            OSError,
+        ) as exc:
+            self._failed(doing, exc)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def _read_meta(self) -> dict[str, Any] | None:
+        """The collection's snapshop metadata, asked afresh; None when there is no collection."""
+        with self._calls("be read"):
+            if not self._client.collection_exists(self.collection):
+                return None
+            info = self._client.get_collection(self.collection)
+        meta = (info.config.metadata or {}).get(META_KEY)
+        if not isinstance(meta, dict):
+            raise StoreError(
+                f"the collection {self.collection!r} at {self.where} was not made by snapshop "
+                f"(its metadata has no {META_KEY!r}); set SNAPSHOP_QDRANT_COLLECTION to another "
+                "name"
+            )
+        return meta
+
+    def _load(self, fresh: bool = False) -> _Collection | None:
+        """The collection as known, read when not yet known (or ``fresh``); None: there is none.
+
+        Kept once read: only ``probe``, ``ensure_collection`` and a 404 read it again, so a
+        collection re-made by another process is seen at the next readiness probe.
+        """
+        known = self._known
+        if known is None or fresh:
+            meta = self._read_meta()
+            known = _Collection.of(meta) if meta is not None else None
+            self._known = known
+        return known
+
+    def _forget(self) -> None:
+        self._known = None
+
+    def _require(self) -> _Collection:
+        known = self._load()
+        if known is None:
+            raise StoreError(
+                f"the collection {self.collection!r} at {self.where} does not exist yet: run "
+                "`snapshop ingest CATALOG_DIR` first"
+            )
+        if known.meta.get("format") != STORE_FORMAT:
+            raise StoreError(
+                f"the collection {self.collection!r} at {self.where} has store format "
+                f"{known.meta.get('format')}; re-ingest with --replace-model"
+            )
+        return known
+
+    def ensure_collection(
+        self, dim: int, model_id: str, corpus: Sequence[str] = (), instance_dim: int = 0
+    ) -> None:
+        with self._write_lock:
+            known = self._load(fresh=True)
+            if known is not None:
+                name = f"the collection {self.collection!r} at {self.where}"
+                check_model(
+                    known.meta, dim, model_id, instance_dim, name, "SNAPSHOP_QDRANT_COLLECTION"
+                )
+                # Indexes are made after the collection: one interrupted in between gets them now.
+                self._create_indexes()
+                return
+            meta = {
+                "format": STORE_FORMAT,
+                "dim": dim,
+                "model_id": model_id,
+                "instance_dim": instance_dim,
+                "bm25_avg_len": self._terms.average_length(corpus),
+            }
+            self._create(meta)
+            self._known = _Collection.of(meta)
+            self._create_indexes()
+
+    def _create(self, meta: dict[str, Any]) -> None:
+        o = self.options
+        vectors = {
+            name: models.VectorParams(size=int(meta["dim"]), distance=models.Distance.COSINE)
+            for name in DENSE_VECTORS
+        }
+        if int(meta["instance_dim"]):
+            vectors[INSTANCE_VECTOR] = models.VectorParams(
+                size=int(meta["instance_dim"]), distance=models.Distance.COSINE
+            )
+        quantization = None
+        if o.scalar_quantization:
+            quantization = models.ScalarQuantization(
+                scalar=models.ScalarQuantizationConfig(
+                    type=models.ScalarType.INT8, quantile=0.99, always_ram=True
+                )
+            )
+        with self._calls("be created"):
+            self._client.create_collection(
+                self.collection,
+                vectors_config=vectors,
+                sparse_vectors_config={
+                    BM25_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)
+                },
+                shard_number=o.shard_number,
+                replication_factor=o.replication_factor,
+                on_disk_payload=o.on_disk_payload,
+                optimizers_config=models.OptimizersConfigDiff(
+                    indexing_threshold=o.indexing_threshold_kb
+                ),
+                quantization_config=quantization,
+                metadata={META_KEY: meta},
+            )
+
+    def _create_indexes(self) -> None:
+        """Payload indexes the collection lacks (local mode has none: it scans)."""
+        if self.local:
+            return
+        with self._calls("be indexed"):
+            have = set(self._client.get_collection(self.collection).payload_schema)
+            for name, schema in _INDEX_TYPES:
+                if name not in have:
+                    self._client.create_payload_index(
+                        self.collection, name, field_schema=schema, wait=True
+                    )
+
+    def probe(self) -> None:
+        """Raise ``StoreError`` unless the server answers and holds the collection: asked
+        afresh each time, so a collection re-made by another process is read again."""
+        self._load(fresh=True)
+        self._require()
+
+    def dense_vectors(self) -> tuple[str, ...]:
+        try:
+            known = self._load()
+        except StoreUnavailableError:
+            known = None  # asked per query: the search itself reports the server being down
+        return self._dense_of(known)
+
+    @staticmethod
+    def _dense_of(known: _Collection | None) -> tuple[str, ...]:
+        if known is not None and int(known.meta.get("instance_dim", 0)):
+            return (*DENSE_VECTORS, INSTANCE_VECTOR)
+        return DENSE_VECTORS
+
+    def drop(self) -> None:
+        with self._write_lock, self._rw.writing(), self._calls("be deleted"):
+            self._client.delete_collection(self.collection)
+            self._forget()
+
+    def close(self) -> None:
+        with self._write_lock, self._rw.writing():
+            self._client.close()
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def reading(self) -> AbstractContextManager[None]:
+        return self._rw.reading()
+
+    def upsert(self, points: Sequence[PointRecord]) -> None:
+        self.write(points, ())
+
+    def delete(self, ids: Sequence[str]) -> None:
+        self.write((), ids)
+
+    def write(self, upsert: Sequence[PointRecord], delete: Sequence[str]) -> None:
+        known = self._require()
+        with_instance = INSTANCE_VECTOR in self._dense_of(known)
+        structs = []
+        for p in upsert:
+            indices, values = as_pair(known.bm25.document(p.text))
+            vectors: dict[str, Any] = {
+                IMAGE_VECTOR: np.asarray(p.image_vector, dtype=np.float32).tolist(),
+                TEXT_VECTOR: np.asarray(p.text_vector, dtype=np.float32).tolist(),
+                BM25_VECTOR: models.SparseVector(indices=indices, values=values),
+            }
+            if with_instance:
+                if p.instance_vector is None:
+                    raise ValueError(f"point {p.id}: this collection needs an instance vector")
+                vectors[INSTANCE_VECTOR] = np.asarray(p.instance_vector, np.float32).tolist()
+            structs.append(models.PointStruct(id=p.id, vector=vectors, payload=p.payload))
+        operations: list[Any] = []
+        if structs:
+            operations.append(models.UpsertOperation(upsert=models.PointsList(points=structs)))
+        if delete:
+            ids = models.PointIdsList(points=list(delete))
+            operations.append(models.DeleteOperation(delete=ids))
+        if not operations:
+            return
+        # One request, applied in order, acknowledged once both are applied.
+        with self._write_lock, self._rw.writing(), self._calls("be written"):
+            self._client.batch_update_points(self.collection, operations, wait=True)
+
+    def build_index(self) -> bool:
+        """Nothing to start: the server's optimizer builds HNSW by itself once a segment passes
+        the indexing threshold (``index_status`` tells how far it is)."""
+        return False
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def search_dense(
+        self,
+        vector: np.ndarray,
+        limit: int,
+        flt: SearchFilter | None = None,
+        using: str = IMAGE_VECTOR,
+        min_score: float | None = None,
+        with_payload: PayloadSelection = True,
+    ) -> list[Hit]:
+        return self.search_batch([DenseQuery(vector, limit, flt, using, min_score, with_payload)])[
+            0
+        ]
+
+    def search_bm25(
+        self,
+        text: str,
+        limit: int,
+        flt: SearchFilter | None = None,
+        min_score: float | None = None,
+        with_payload: PayloadSelection = True,
+    ) -> list[Hit]:
+        return self.search_batch([KeywordQuery(text, limit, flt, min_score, with_payload)])[0]
+
+    def search_batch(self, queries: Sequence[StoreQuery]) -> list[list[Hit]]:
+        known = self._require()
+        requests = [self._request(q, known) for q in queries]
+        sent = [r for r in requests if r is not None]
+        answers: Iterator[models.QueryResponse] = iter([])
+        if sent:
+            with self._calls("be searched"):
+                answers = iter(self._client.query_batch_points(self.collection, sent))
+        return [to_hits(next(answers).points) if r is not None else [] for r in requests]
+
+    def _request(self, query: StoreQuery, known: _Collection) -> models.QueryRequest | None:
+        """The server's request for ``query``; None when it cannot match anything."""
+        params = None
+        if isinstance(query, DenseQuery):
+            have = self._dense_of(known)
+            if query.using not in have:
+                raise ValueError(f"unknown dense vector {query.using!r}; have {', '.join(have)}")
+            nearest: Any = np.asarray(query.vector, dtype=np.float32).tolist()
+            using = query.using
+            if self.options.scalar_quantization:
+                # Candidates from the int8 copies, scores from the full vectors: the same
+                # scores as without quantization, for the floors and fusion that rely on them.
+                params = models.SearchParams(
+                    quantization=models.QuantizationSearchParams(rescore=True)
+                )
+        else:
+            indices, values = as_pair(known.bm25.query(query.text))
+            if not indices:  # only stopwords or punctuation: nothing can match
+                return None
+            nearest = models.SparseVector(indices=indices, values=values)
+            using = BM25_VECTOR
+        return models.QueryRequest(
+            query=models.NearestQuery(nearest=nearest),
+            using=using,
+            filter=server_filter(query.flt),
+            params=params,
+            score_threshold=query.min_score,
+            limit=query.limit,
+            with_payload=payload_selector(query.with_payload),
+            with_vector=False,
+        )
+
+    def retrieve(self, ids: Sequence[str]) -> list[Hit]:
+        self._require()
+        with self._calls("be read"):
+            records = self._client.retrieve(
+                self.collection, list(ids), with_payload=True, with_vectors=False
+            )
+        return to_hits(records)
+
+    def vectors(self, ids: Sequence[str]) -> dict[str, dict[str, np.ndarray]]:
+        names = self._dense_of(self._require())
+        with self._calls("be read"):
+            records = self._client.retrieve(
+                self.collection, list(ids), with_payload=False, with_vectors=list(names)
+            )
+        out: dict[str, dict[str, np.ndarray]] = {}
+        for r in records:
+            named = r.vector if isinstance(r.vector, dict) else {}
+            out[str(r.id)] = {
+                name: np.asarray(named[name], dtype=np.float32) for name in names if name in named
+            }
+        return out
+
+    def product_points(self, product_id: str) -> list[Hit]:
+        if self._load() is None:
+            return []
+        with self._calls("be read"):
+            records, _ = self._client.scroll(
+                self.collection,
+                scroll_filter=product_filter(product_id),
+                limit=MAX_PRODUCT_POINTS,
+                with_payload=True,
+            )
+        return to_hits(records)
+
+    def scan(self, fields: Sequence[str], page: int = PAGE) -> Iterator[Hit]:
+        if self._load() is None:
+            return
+        offset: Any = None
+        while True:
+            with self._calls("be read"):
+                records, offset = self._client.scroll(
+                    self.collection, offset=offset, limit=page, with_payload=list(fields)
+                )
+            yield from to_hits(records)
+            if offset is None:
+                return
+
+    def facet(self, key: str, ids: Sequence[str], limit: int = 1_000) -> list[tuple[str, int]]:
+        if self._load() is None or not ids:
+            return []
+        with self._calls("be counted"):
+            found = self._client.facet(
+                self.collection, key, facet_filter=ids_filter(ids), limit=limit, exact=True
+            )
+        return [(str(h.value), int(h.count)) for h in found.hits]
+
+    def count(self, flt: SearchFilter | None = None) -> int:
+        if self._load() is None:
+            return 0
+        with self._calls("be counted"):
+            return int(
+                self._client.count(
+                    self.collection, count_filter=server_filter(flt), exact=True
+                ).count
+            )
+
+    def _collection_info(self) -> models.CollectionInfo | None:
+        if self._load() is None:
+            return None
+        with self._calls("be read"):
+            return self._client.get_collection(self.collection)
+
+    def index_status(self) -> IndexStatus:
+        info = self._collection_info()
+        meta = self._known.meta if self._known is not None else {}
+        dim = int(meta.get("dim") or 1)
+        threshold_kb = self.options.indexing_threshold_kb
+        if info is None:
+            return IndexStatus.of(0, 0, len(DENSE_VECTORS), dim, threshold_kb)
+        optimizer = info.config.optimizer_config.indexing_threshold
+        return IndexStatus.of(
+            int(info.points_count or 0),
+            int(info.indexed_vectors_count or 0),
+            len(self.dense_vectors()),
+            dim,
+            int(optimizer) if optimizer is not None and not self.local else threshold_kb,
+        )
+
+    def info(self) -> StoreInfo:
+        """What ``/healthz`` shows; a server that does not answer shows as 0 points and the
+        reason, not as an error (liveness must not fail because the database is away)."""
+        extra: dict[str, Any] = {
+            ("path" if self.local else "url"): self.where,
+            "collection": self.collection,
+        }
+        try:
+            info = self._collection_info()
+        except StoreUnavailableError as exc:
+            return StoreInfo(self.backend, 0, 0, 0, None, None, {**extra, "error": str(exc)})
+        meta = self._known.meta if self._known is not None else {}
+        if info is None:
+            return StoreInfo(self.backend, 0, 0, 0, None, None, extra)
+        params = info.config.params
+        return StoreInfo(
+            backend=self.backend,
+            points=int(info.points_count or 0),
+            indexed_vectors=int(info.indexed_vectors_count or 0),
+            segments=int(info.segments_count or 0),
+            dim=meta.get("dim"),
+            model_id=meta.get("model_id"),
+            extra={
+                **extra,
+                "format": meta.get("format"),
+                "bm25_avg_len": meta.get("bm25_avg_len"),
+                "instance_dim": int(meta.get("instance_dim", 0)),
+                "shard_number": params.shard_number,
+                "replication_factor": params.replication_factor,
+                "scalar_quantization": info.config.quantization_config is not None,
+                "index": self.index_status().describe(),
+            },
+        )

@@ -8,6 +8,7 @@ a tower; never a raw path, a query or a product id.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -25,6 +26,8 @@ from prometheus_client.exposition import choose_encoder, write_to_textfile
 
 from app.search.leg_names import LEGS
 from app.store import StoreError, VectorStore
+
+log = logging.getLogger(__name__)
 
 # Seconds: from a sub-millisecond BM25 leg to a search cut off at its timeout.
 LATENCY_BUCKETS = (
@@ -163,12 +166,17 @@ class _StoreCollector:
         if store is None:
             return
         up = GaugeMetricFamily(
-            "snapshop_store_up", "1 when the store answered this scrape, else 0."
+            "snapshop_store_up",
+            "1 when the store can serve (what /readyz asks of it) and answered this scrape.",
         )
         try:
+            store.probe()
             points = store.info().points
             products = self._product_count(store, points)
-        except StoreError:
+        except Exception as exc:  # a store that is down must not break the whole scrape
+            # a known store error is what /readyz reports; anything else is worth a warning
+            level = logging.DEBUG if isinstance(exc, StoreError) else logging.WARNING
+            log.log(level, "metrics: the store did not answer: %s", exc)
             up.add_metric([], 0)
             yield up
             return

@@ -39,10 +39,15 @@ def test_unreadable_store_is_unready_then_recovers_without_a_restart(
         assert unready.json()["status"] == 503
         assert str(settings.store_dir) in unready.json()["detail"]
         assert c.get("/healthz").status_code == 200  # alive: do not restart it
+        scrape = c.get("/metrics")  # the scrape still works, and says the store is down
+        assert scrape.status_code == 200
+        assert "snapshop_store_up 0.0" in scrape.text.splitlines()
+        assert "snapshop_store_points" not in scrape.text
 
         away.rename(settings.store_dir)
         back = c.get("/readyz")
         assert back.status_code == 200 and back.json()["points"] == 50
+        assert "snapshop_store_up 1.0" in c.get("/metrics").text.splitlines()
         assert c.get("/v1/search", params={"q": "shirt"}).status_code == 200
 
 

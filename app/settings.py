@@ -140,6 +140,11 @@ class Settings(BaseSettings):
         default=None,
         description="Key for /v1/admin/* (header X-API-Key); unset = admin API disabled.",
     )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="serve's log lines: text (for a terminal) or json (one object per line, "
+        "for a log collector).",
+    )
 
     @model_validator(mode="after")
     def _production_needs_a_real_admin_key(self) -> Settings:

@@ -66,14 +66,17 @@ def mini_catalog(tmp_path_factory: pytest.TempPathFactory, catalog_dir: Path) ->
 def ingest_run(
     tmp_path_factory: pytest.TempPathFactory, mini_catalog: Path, tiny_bundle: Path
 ) -> tuple[Path, str]:
-    """The mini catalog ingested by the real CLI into a fresh data dir: (data dir, stdout)."""
+    """The mini catalog ingested by the real CLI into a fresh data dir: (data dir, stdout).
+
+    The run's counters are written to ``<data dir>/ingest.prom`` (``--metrics-file``)."""
     import subprocess
 
     from tests.helpers import snapshop_cmd
 
     data_dir = tmp_path_factory.mktemp("data")
+    metrics = ["--metrics-file", str(data_dir / "ingest.prom")]
     proc = subprocess.run(
-        [*snapshop_cmd(data_dir, tiny_bundle), "ingest", str(mini_catalog)],
+        [*snapshop_cmd(data_dir, tiny_bundle), "ingest", str(mini_catalog), *metrics],
         capture_output=True,
         text=True,
         timeout=300,

@@ -16,6 +16,7 @@ import uvicorn
 
 from app.api.announce import local_url
 from app.api.main import create_app
+from app.observability.logs import log_config
 from app.settings import Settings
 from tests.fakes import FakeEncoder
 
@@ -25,15 +26,22 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("command", choices=["serve"])
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--access-log", action="store_true", help="One log line per request.")
     args = parser.parse_args(argv)
-    settings = Settings(data_dir=args.data_dir)
+    settings = Settings(data_dir=args.data_dir)  # and SNAPSHOP_* from the environment
     app = create_app(
         settings,
         encoder=FakeEncoder(),  # type: ignore[arg-type]
         announce=local_url("127.0.0.1", args.port),
     )
-    # Access logs off: under a soak they would only fill the log file.
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+    # Access lines off unless asked for: under a soak they would only fill the log file.
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=args.port,
+        log_config=log_config(settings.log_format, access_log=args.access_log),
+        access_log=False,
+    )
 
 
 def fake_serve_cmd(data_dir: Path) -> list[str]:

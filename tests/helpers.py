@@ -52,12 +52,15 @@ def copy_data_dir(source: Path, target: Path) -> Path:
 
 @contextmanager
 def running_server(
-    base_cmd: list[str], env: dict[str, str] | None = None, timeout: float = 60
+    base_cmd: list[str],
+    env: dict[str, str] | None = None,
+    timeout: float = 60,
+    log_file: Path | None = None,
 ) -> Iterator[str]:
     """``snapshop serve`` on a free loopback port until the block ends; yields its base URL.
 
-    The server's output goes to a temporary file, not a pipe: a pipe nobody reads fills up
-    with access logs and stalls the server mid-test.
+    The server's output goes to a file (``log_file``, else a temporary one), not a pipe: a
+    pipe nobody reads fills up with access logs and stalls the server mid-test.
     """
     import subprocess
     import tempfile
@@ -67,7 +70,7 @@ def running_server(
     import pytest
 
     port = free_port()
-    with tempfile.TemporaryFile(mode="w+") as log:
+    with log_file.open("w+") if log_file is not None else tempfile.TemporaryFile(mode="w+") as log:
         proc = subprocess.Popen(
             [*base_cmd, "serve", "--port", str(port)],
             stdout=log,

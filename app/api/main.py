@@ -14,6 +14,7 @@ from app.api.announce import remove_server_file, write_server_file
 from app.api.middleware import (
     BodyLimitMiddleware,
     ConcurrencyLimitMiddleware,
+    RequestContextMiddleware,
     SecurityHeadersMiddleware,
 )
 from app.api.ratelimit import RateLimit
@@ -28,11 +29,13 @@ from app.api.routes import (
     profiles,
     search,
 )
+from app.api.routes.health import ModelProbe
 from app.api.routes.judgements import MAX_IMPORT_BYTES
 from app.api.sync import SyncJobs
 from app.api.thumbnails import Thumbnails
 from app.components import load_encoder, open_components, open_judgements, open_querysets
 from app.embedding import Encoder
+from app.observability.metrics import Metrics
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -49,6 +52,8 @@ def create_app(
     it runs, so that ``snapshop ingest`` on the same data dir hands its sync to this server.
     """
     settings = settings or Settings()
+    # Its own registry: apps built side by side (tests) never share or clash on families.
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -69,8 +74,11 @@ def create_app(
             app.state.querysets = sets
             app.state.thumbnails = Thumbnails(settings.thumbs_dir)
             app.state.sync = SyncJobs(
-                parts.store, parts.encoder, settings.data_dir, settings.batch_size
+                parts.store, parts.encoder, settings.data_dir, settings.batch_size, metrics
             )
+            app.state.model_probe = ModelProbe(parts.encoder)
+            parts.service.observe(metrics)
+            metrics.watch(parts.store, parts.encoder)
             if announce is not None:
                 write_server_file(settings.data_dir, announce)
             log.info("serving model %s on %s", encoder.model_id, encoder.provider)
@@ -81,6 +89,7 @@ def create_app(
                     remove_server_file(settings.data_dir)
                 # Before the store closes: a running sync stops at its next batch.
                 app.state.sync.close()
+                metrics.watch(None, None)
 
     app = FastAPI(
         title="snapshop",
@@ -89,6 +98,7 @@ def create_app(
         lifespan=lifespan,
     )
 
+    app.state.metrics = metrics
     problems.install(app)
     # Added innermost first: the security headers wrap everything, even a 413 or 503.
     app.add_middleware(
@@ -106,17 +116,26 @@ def create_app(
     app.add_middleware(
         ConcurrencyLimitMiddleware,
         limit=settings.max_concurrent_requests,
-        exempt=("/healthz", "/readyz"),  # probes must answer when the server is full
+        # probes and scrapes must answer when the server is full
+        exempt=("/healthz", "/readyz", "/metrics"),
     )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PUT", "DELETE"],
-            allow_headers=["Content-Type", "X-API-Key", "If-None-Match"],
-            expose_headers=["ETag", "Retry-After"],
+            allow_headers=["Content-Type", "X-API-Key", "If-None-Match", "X-Request-ID"],
+            expose_headers=["ETag", "Retry-After", "X-Request-ID"],
         )
     app.add_middleware(SecurityHeadersMiddleware)
+    # Outermost: every response gets its request id, and every request is logged and counted
+    # (the 413s and 503s of the limits above included).
+    app.add_middleware(
+        RequestContextMiddleware,
+        metrics=metrics,
+        # the documented routes' templates, for requests refused before routing (413, 503)
+        templates=lambda: app.openapi().get("paths", {}),
+    )
     app.state.rate_limit = (
         RateLimit(settings.search_rate_limit) if settings.search_rate_limit else None
     )

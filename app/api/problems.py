@@ -23,6 +23,7 @@ from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.evaluation.judgements import JudgementError
+from app.observability.logs import REQUEST_ID_HEADER, current_request_id
 from app.search.errors import NotFoundError, PayloadTooLargeError, QueryError
 from app.search.schemas import SearchBody
 from app.store import StoreError
@@ -30,6 +31,8 @@ from app.store import StoreError
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+# Where the request middleware leaves the request id for handlers that run outside it (500s).
+REQUEST_ID_SCOPE = "snapshop.request_id"
 PROBLEM_REF = "#/components/schemas/Problem"
 # Models referenced by hand-written request schemas (openapi_extra), registered as components
 # so that their ``$ref``s resolve inside the OpenAPI document.
@@ -54,6 +57,11 @@ class Problem(BaseModel):
     )
     problems: list[str] | None = Field(
         default=None, description="For an import: one 'source:LINE: reason' per bad row."
+    )
+    request_id: str | None = Field(
+        default=None,
+        description="This request's id, as in the X-Request-ID header: quote it when reporting "
+        "the problem (the server's log lines of the request carry it).",
     )
 
 
@@ -103,7 +111,9 @@ def problem_response(
     headers: Mapping[str, str] | None = None,
     errors: list[dict[str, Any]] | None = None,
     problems: list[str] | None = None,
+    request_id: str | None = None,
 ) -> JSONResponse:
+    """The problem; ``request_id`` defaults to the id of the request being handled."""
     body: dict[str, Any] = {
         "type": "about:blank",
         "title": _title(status),
@@ -114,6 +124,9 @@ def problem_response(
         body["errors"] = errors
     if problems:
         body["problems"] = problems
+    request_id = request_id or current_request_id()
+    if request_id is not None:
+        body["request_id"] = request_id
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
 
 
@@ -171,9 +184,22 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Runs outside the request middleware (Starlette's server-error layer): the request
+        # id comes from the scope, and the response carries its header itself.
+        request_id = request.scope.get(REQUEST_ID_SCOPE)
         # Logged with its traceback; the client learns nothing of the internals.
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem_response(500, "an unexpected error; it has been logged")
+        log.exception(
+            "unhandled error on %s %s",
+            request.method,
+            request.url.path,
+            extra={"request_id": request_id},
+        )
+        return problem_response(
+            500,
+            "an unexpected error; it has been logged",
+            headers={REQUEST_ID_HEADER: request_id} if request_id else None,
+            request_id=request_id,
+        )
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -205,6 +231,14 @@ _RETRY_AFTER = {
         "schema": {"type": "string"},
     }
 }
+_REQUEST_ID = {
+    REQUEST_ID_HEADER: {
+        "description": "The request's id: the client's own X-Request-ID when it sent a sane "
+        "one (1-128 of A-Z a-z 0-9 . _ : + / = -), else a new one.",
+        "required": True,
+        "schema": {"type": "string"},
+    }
+}
 
 
 def document_problems(doc: dict[str, Any]) -> dict[str, Any]:
@@ -226,11 +260,12 @@ def document_problems(doc: dict[str, Any]) -> dict[str, Any]:
             for status, description in added.items():
                 responses.setdefault(str(status), {"description": description})
             for code, response in responses.items():
+                response.setdefault("headers", {}).update(_REQUEST_ID)
                 if not code.isdigit() or int(code) < 400:
                     continue
                 response["content"] = {PROBLEM_JSON: {"schema": {"$ref": PROBLEM_REF}}}
                 if int(code) in (429, 503):
-                    response["headers"] = _RETRY_AFTER
+                    response["headers"].update(_RETRY_AFTER)
                 if response.get("description") in (None, "", "Validation Error"):
                     response["description"] = _title(int(code))
     # FastAPI's own validation error shapes are answered by nobody now.

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from app.observability.metrics import IngestMetrics
 from app.store import VectorStore
 from ingestion.pipeline import IngestEncoder
 from ingestion.sync import SyncOptions, recorded_ingest
@@ -74,8 +75,10 @@ class SyncJobs:
         encoder: IngestEncoder,
         data_dir: Path,
         default_batch_size: int = 32,
+        metrics: IngestMetrics | None = None,
     ) -> None:
         self._store = store
+        self._metrics = metrics
         self._encoder = encoder
         self._data_dir = data_dir
         self._batch = default_batch_size
@@ -123,6 +126,8 @@ class SyncJobs:
                 raise _Cancelled("the server shut down during the sync")
             job.images_done += n
             job.images_total = total
+            if self._metrics is not None:
+                self._metrics.progress(n)
 
         job.state = RUNNING
         try:
@@ -147,3 +152,6 @@ class SyncJobs:
             job.state = DONE
         finally:
             job.ended_at = _now()
+            if self._metrics is not None:
+                counts = job.result["counts"] if job.result is not None else None
+                self._metrics.finished(job.state, counts)

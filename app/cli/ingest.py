@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from contextlib import closing
+from contextlib import closing, suppress
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,6 +33,17 @@ def print_outcome(result: dict[str, Any]) -> None:
     print(result["summary"])
 
 
+def _write_metrics(path: Path | None, outcome: str, counts: dict[str, int] | None) -> None:
+    if path is None:
+        return
+    from app.observability.metrics import write_ingest_textfile
+
+    try:
+        write_ingest_textfile(str(path), outcome, counts)
+    except OSError as exc:
+        fail(f"cannot write the metrics file {path}: {exc}")
+
+
 def ingest(
     catalog_dir: Annotated[
         Path,
@@ -53,6 +64,13 @@ def ingest(
     workers: Annotated[
         int | None,
         typer.Option(min=1, help="Decode/preprocess threads (default: one per CPU)."),
+    ] = None,
+    metrics_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write the run's counters here in the Prometheus text format (for "
+            "node_exporter's textfile collector; name it *.prom)."
+        ),
     ] = None,
 ) -> None:
     """Sync the store with a catalog: embed new or changed images, keep the rest.
@@ -82,6 +100,7 @@ def ingest(
             workers=workers,
         )
         result = hand_off(server, cfg, catalog_dir, options)
+        _write_metrics(metrics_file, "done", result["counts"])
         print_outcome(result)
         if strict and result["counts"]["rejected"]:
             raise typer.Exit(1)
@@ -118,10 +137,14 @@ def ingest(
     except BaseException as exc:  # SystemExit from friendly_errors included: the run failed
         cause = exc.__context__ if isinstance(exc, (SystemExit, typer.Exit)) else exc
         fail_run(cfg.runs_dir, record, cause or exc)
+        with suppress(typer.Exit):  # the run's own error is the one to report
+            _write_metrics(metrics_file, "failed", None)
         raise
     quarantine = write_quarantine(cfg.data_dir / "quarantine", run, report.rejects)
     finish_run(cfg.runs_dir, record, report, quarantine, index)
-    print_outcome(SyncOutcome(run, report, quarantine, index).to_json())
+    result = SyncOutcome(run, report, quarantine, index).to_json()
+    _write_metrics(metrics_file, "done", result["counts"])
+    print_outcome(result)
     if strict and report.rejected:
         raise typer.Exit(1)
 

@@ -125,6 +125,7 @@ def serve(
 
     from app.api.announce import local_url
     from app.api.main import create_app
+    from app.observability.logs import log_config
 
     cfg = settings()
     with friendly_errors():
@@ -138,5 +139,8 @@ def serve(
             create_app(cfg, encoder, announce=local_url(bind, number)),
             host=bind,
             port=number,
-            log_level="info",
+            # snapshop's format (SNAPSHOP_LOG_FORMAT) for uvicorn's lines too; the request
+            # middleware writes the access lines, with the route and the request id
+            log_config=log_config(cfg.log_format),
+            access_log=False,
         )

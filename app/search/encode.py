@@ -15,7 +15,7 @@ from app.embedding.preprocess import MAX_PIXELS, ImageTooLargeError, draft_size,
 from app.search.batching import MicroBatcher
 from app.search.errors import PayloadTooLargeError, QueryError
 from app.search.schemas import Crop
-from app.search.timing import elapsed_ms
+from app.search.timing import SearchObserver, elapsed_ms
 
 
 class QueryEncoder(Protocol):
@@ -107,18 +107,32 @@ class QueryEmbedder:
         self.max_pixels = max_pixels
         manifest = getattr(encoder, "manifest", None)
         self.image_size: int | None = getattr(manifest, "image_size", None)
+        self.observer: SearchObserver | None = None
         self._text_batcher: MicroBatcher[str] | None = None
         self._image_batcher: MicroBatcher[list[Image.Image]] | None = None
         if micro_batch:
-            self._text_batcher = MicroBatcher(encoder.encode_texts, name="text-batcher")
+            self._text_batcher = MicroBatcher(self._texts, name="text-batcher")
             self._image_batcher = MicroBatcher(self._joined, name="image-batcher")
+
+    def _observed(self, tower: str, size: int, started: float) -> None:
+        """Every model run passes here, batched or not: its size and time for the observer."""
+        if self.observer is not None:
+            self.observer.encoder_batch(tower, size, time.perf_counter() - started)
+
+    def _texts(self, texts: Sequence[str]) -> np.ndarray:
+        t = time.perf_counter()
+        out = self.encoder.encode_texts(texts)
+        self._observed("text", len(texts), t)
+        return out
 
     def _joined(self, photos: Sequence[list[Image.Image]]) -> np.ndarray:
         """One row per photo: the views' mean embedding and instance embedding, then the whole
         photo's two, side by side: what the micro-batcher hands out (one model run serves all;
         ``photo`` splits them again)."""
         flat = [view for views in photos for view in views]
+        t = time.perf_counter()
         emb, inst = self.encoder.encode_images_with_instance(flat)
+        self._observed("image", len(flat), t)
         rows, start = [], 0
         for views in photos:
             end = start + len(views)
@@ -137,7 +151,7 @@ class QueryEmbedder:
         if self._text_batcher is not None:
             vec: np.ndarray = self._text_batcher(text)
         else:
-            vec = self.encoder.encode_texts([text])[0]
+            vec = self._texts([text])[0]
         timings["embed_text"] = elapsed_ms(t)
         return vec
 

@@ -30,7 +30,7 @@ from app.search.recommend import Recommender
 from app.search.results import fuse_page, judged_by_key
 from app.search.running import LegRunner
 from app.search.schemas import Filters, Product, ProfileRef, SearchResponse
-from app.search.timing import elapsed_ms
+from app.search.timing import SearchObserver, elapsed_ms
 from app.store import INSTANCE_VECTOR, Hit, SearchFilter, VectorStore
 
 __all__ = ["SearchService"]
@@ -69,6 +69,12 @@ class SearchService:
         )
         self._runner = LegRunner(store, self._embedder, self._pool)
         self._recommender = Recommender(store, self._checks, encoder.model_id)
+        self._observer: SearchObserver | None = None
+
+    def observe(self, observer: SearchObserver | None) -> None:
+        """Report each search's timings and each query-encoder run to ``observer``."""
+        self._observer = observer
+        self._embedder.observer = observer
 
     def has_instance(self) -> bool:
         """Whether the ``image_instance`` leg can run: the model and the store both have it."""
@@ -101,7 +107,10 @@ class SearchService:
         # One hold for every store call of this answer (legs and facets): a sync running
         # beside it lands whole products before or after it, never between two legs.
         with self.store.reading():
-            return self._search(query, prep, wanted, timings, started)
+            response = self._search(query, prep, wanted, timings, started)
+        if self._observer is not None:
+            self._observer.search_timings(response.timings_ms)
+        return response
 
     def _search(
         self,

@@ -1,9 +1,11 @@
-"""Stage timings for ``SearchResponse.timings_ms``: milliseconds, rounded to microseconds."""
+"""Stage timings for ``SearchResponse.timings_ms``: milliseconds, rounded to microseconds; and
+the observer that hears them (the server's metrics)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Protocol
 
 from app.store import Hit
 
@@ -18,3 +20,13 @@ def timed(fn: Callable[[], list[Hit]]) -> tuple[list[Hit], float]:
     t = time.perf_counter()
     hits = fn()
     return hits, elapsed_ms(t)
+
+
+class SearchObserver(Protocol):
+    """Hears what searches measured, to count it elsewhere (``app.observability.metrics``)."""
+
+    def search_timings(self, timings_ms: Mapping[str, float]) -> None:
+        """A finished search's ``timings_ms``."""
+
+    def encoder_batch(self, tower: str, size: int, seconds: float) -> None:
+        """One run of the query encoder: ``tower`` "text" or "image", inputs in the batch."""

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.helpers import running_server, snapshop_cmd
 
@@ -26,6 +27,20 @@ def _products(catalog: Path) -> list[dict[str, str]]:
 
 def test_cli_ingest_reports_every_product(ingest_output: str) -> None:
     assert ingest_output.strip().splitlines()[-1] == "ingested 50 products, 50 images, 0 rejected"
+
+
+def test_cli_ingest_writes_its_counters_for_the_textfile_collector(ingested_dir: Path) -> None:
+    text = (ingested_dir / "ingest.prom").read_text()
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    assert samples[("snapshop_ingest_runs_total", (("outcome", "done"),))] == 1
+    assert samples[("snapshop_ingest_runs_total", (("outcome", "failed"),))] == 0
+    assert samples[("snapshop_ingest_products_total", (("change", "added"),))] == 50
+    assert samples[("snapshop_ingest_images_embedded_total", ())] == 50
+    assert samples[("snapshop_ingest_rejects_total", ())] == 0
 
 
 def test_healthz_reports_model_and_provider(server: str, tiny_bundle: Path) -> None:
@@ -101,6 +116,20 @@ def test_bad_requests_get_a_reason(server: str) -> None:
     )
     assert resp.status_code == 422
     assert "could not be decoded" in resp.json()["detail"]
+
+
+def test_metrics_count_the_real_encoder_and_store(server: str, tiny_bundle: Path) -> None:
+    assert httpx.get(f"{server}/v1/search", params={"q": "blue shirt"}).status_code == 200
+    text = httpx.get(f"{server}/metrics").text
+    samples = [s for family in text_string_to_metric_families(text) for s in family.samples]
+    value = {(s.name, tuple(sorted(s.labels.items()))): s.value for s in samples}
+    assert value[("snapshop_encoder_batch_size_count", (("tower", "text"),))] >= 1
+    assert value[("snapshop_search_leg_seconds_count", (("leg", "bm25"),))] >= 1
+    assert value[("snapshop_store_points", ())] == 50
+    assert value[("snapshop_store_products", ())] == 50
+    (info,) = [s for s in samples if s.name == "snapshop_model_info"]
+    assert info.labels["provider"] == "CPUExecutionProvider"
+    assert info.labels["model"] == httpx.get(f"{server}/healthz").json()["model"]
 
 
 def test_openapi_docs_are_served(server: str) -> None:

@@ -1,0 +1,1 @@
+"""Observability: Prometheus metrics (``metrics``), request ids and log formats (``logs``)."""

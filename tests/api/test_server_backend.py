@@ -102,7 +102,9 @@ def test_the_environment_chose_the_backend(server: TestClient, edge: TestClient)
     assert store["backend"] == "qdrant-local"
     assert edge.get("/healthz").json()["store"]["backend"] == "qdrant-edge"
     assert store["points"] == edge.get("/healthz").json()["store"]["points"] == 50
-    assert server.get("/readyz").json() == {"status": "ready", "points": 50}
+    ready = server.get("/readyz").json()
+    assert ready == {"status": "ready", "points": 50, "model": ready["model"]}
+    assert ready["model"] == edge.get("/readyz").json()["model"]
 
 
 def _rows(mini_catalog: Path) -> list[dict[str, str]]:

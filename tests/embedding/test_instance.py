@@ -90,6 +90,25 @@ def test_instance_runs_repeat(mini_catalog: Path) -> None:
     assert runs[0] == runs[1]
 
 
+@pytest.mark.parametrize("whiten", [0.0, 0.5, 1.0])
+def test_gem_axes_are_whitened_by_the_recipes_power(mini_catalog: Path, whiten: float) -> None:
+    recipe = Recipe(
+        steps=1, instance_dim=16, instance_gem_dim=8, instance_gem_whiten=whiten, **TINY
+    )
+    model = build_model(recipe, load_training_data(mini_catalog)).eval()
+    pixels = [
+        torch.randn(12, 3, 64, 64, generator=torch.Generator().manual_seed(i)) for i in range(3)
+    ]
+    with torch.no_grad():
+        model.fit_gem_projection(pixels)
+        feats = torch.cat([model.gem(model.trunk.forward_features(p)) for p in pixels])
+        raw = torch.linalg.svdvals(feats - model.gem_mean)[:8]
+        projected = torch.linalg.svdvals((feats - model.gem_mean) @ model.gem_proj)
+    # Each principal axis is scaled by its singular value to the power -whiten: the fit set's
+    # spread along it becomes s ** (1 - whiten) (all equal when fully whitened).
+    assert torch.allclose(projected, raw ** (1 - whiten), rtol=1e-3)
+
+
 def test_supcon_pulls_views_together() -> None:
     products = torch.tensor([0, 1, 2, 0, 1, 2])
     categories = torch.tensor([0, 0, 1, 0, 0, 1])

@@ -2,13 +2,18 @@
 uvicorn, with the fake encoder (tests/fakes.py) instead of a model bundle.
 
 Takes the arguments ``tests.helpers.running_server`` appends, so the tests that need a real
-server process (soak, SIGKILL, the ingest hand-off) run it without exporting a model. It
-announces itself in ``<data-dir>/server.json`` as ``snapshop serve`` does.
+server process (soak, SIGKILL, the ingest hand-off, model swaps) run it without exporting a
+model. It announces itself in ``<data-dir>/server.json`` as ``snapshop serve`` does.
+
+A fake bundle is a folder holding ``fake.json`` (``{"encoder": "narrow"}``, a key of
+``ENCODERS``): ``FakeModels`` finds and loads those where the real app finds and loads bundles,
+so a model swap runs the app's own code with fake encoders.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -17,8 +22,44 @@ import uvicorn
 from app.api.announce import local_url
 from app.api.main import create_app
 from app.observability.logs import log_config
+from app.components import Models
+from app.embedding import Encoder
 from app.settings import Settings
-from tests.fakes import FakeEncoder
+from tests.fakes import FakeEncoder, InstanceFakeEncoder, NarrowFakeEncoder
+
+ENCODERS: dict[str, type[FakeEncoder]] = {
+    "default": FakeEncoder,
+    "narrow": NarrowFakeEncoder,
+    "instance": InstanceFakeEncoder,
+}
+FAKE_BUNDLE = "fake.json"
+
+
+def write_fake_bundle(folder: Path, encoder: str) -> Path:
+    """A fake bundle of ``ENCODERS[encoder]`` in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / FAKE_BUNDLE).write_text(json.dumps({"encoder": encoder}))
+    return folder
+
+
+class FakeModels(Models):
+    """``Models`` over fake bundles."""
+
+    def _kind(self, bundle: Path) -> type[FakeEncoder] | None:
+        try:
+            return ENCODERS[json.loads((bundle / FAKE_BUNDLE).read_text())["encoder"]]
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def model_id_of(self, bundle: Path) -> str | None:
+        kind = self._kind(bundle)
+        return kind.model_id if kind is not None else None
+
+    def load(self, bundle: Path) -> Encoder:
+        kind = self._kind(bundle)
+        if kind is None:
+            raise FileNotFoundError(f"no fake bundle in {bundle}")
+        return kind()  # type: ignore[return-value]
 
 
 def main(argv: list[str]) -> None:
@@ -33,6 +74,7 @@ def main(argv: list[str]) -> None:
         settings,
         encoder=FakeEncoder(),  # type: ignore[arg-type]
         announce=local_url("127.0.0.1", args.port),
+        models=FakeModels(settings),
     )
     # Access lines off unless asked for: under a soak they would only fill the log file.
     uvicorn.run(

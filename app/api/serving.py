@@ -184,6 +184,10 @@ class Live:
             reason = self.busy()
             if reason is not None:
                 raise CollectionRefusedError(f"{reason}; drop once it has finished")
+            if name == self.current.collection:
+                raise CollectionRefusedError(
+                    f"{name!r} is the live collection: swap another one in first"
+                )
             if name in self.in_use():
                 raise CollectionRefusedError(
                     f"{name!r} is in use by this server (served, or its last requests still "

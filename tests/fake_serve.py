@@ -18,12 +18,14 @@ import sys
 from pathlib import Path
 
 import uvicorn
+from fastapi import FastAPI
 
 from app.api.announce import local_url
 from app.api.main import create_app
-from app.observability.logs import log_config
+from app.api.workers import refuse_workers, run_workers, settings_env
 from app.components import Models
 from app.embedding import Encoder
+from app.observability.logs import log_config
 from app.settings import Settings
 from tests.fakes import FakeEncoder, InstanceFakeEncoder, NarrowFakeEncoder
 
@@ -68,8 +70,22 @@ def main(argv: list[str]) -> None:
     parser.add_argument("command", choices=["serve"])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--access-log", action="store_true", help="One log line per request.")
+    parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args(argv)
     settings = Settings(data_dir=args.data_dir)  # and SNAPSHOP_* from the environment
+    if args.workers > 1:  # as `snapshop serve --workers N` runs them
+        reason = refuse_workers(settings, args.workers)
+        if reason is not None:
+            sys.exit(reason)
+        run_workers(
+            "tests.fake_serve:app_from_env",
+            host="127.0.0.1",
+            port=args.port,
+            workers=args.workers,
+            log_config=log_config(settings.log_format),
+            env=settings_env({"data_dir": args.data_dir}),
+        )
+        return
     app = create_app(
         settings,
         encoder=FakeEncoder(),  # type: ignore[arg-type]
@@ -84,6 +100,12 @@ def main(argv: list[str]) -> None:
         log_config=log_config(settings.log_format, access_log=args.access_log),
         access_log=False,
     )
+
+
+def app_from_env() -> FastAPI:
+    """A worker's app (``--workers``): the environment's settings, the fake encoder."""
+    settings = Settings()
+    return create_app(settings, encoder=FakeEncoder(), models=FakeModels(settings))  # type: ignore[arg-type]
 
 
 def fake_serve_cmd(data_dir: Path) -> list[str]:

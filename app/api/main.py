@@ -102,6 +102,7 @@ def create_app(
                 jobs.close()
                 live.close()
                 metrics.watch(None, None)
+                metrics.close()
 
     app = FastAPI(
         title="snapshop",
@@ -162,3 +163,9 @@ def create_app(
     app.include_router(images.router)
     pages.add_pages(app, settings.frontend_dir)
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The app made from the environment alone: what each worker of ``snapshop serve --workers
+    N`` runs (uvicorn imports it by name in each process)."""
+    return create_app(Settings())

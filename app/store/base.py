@@ -126,7 +126,9 @@ def check_model(
         raise ModelMismatchError(
             f"{where} holds vectors of model {meta['model_id']} (dim {meta['dim']}, instance "
             f"dim {have[2]}), not {model_id} (dim {dim}, instance dim {instance_dim}); "
-            f"re-ingest with --replace-model, or use another {elsewhere}"
+            "build the new model's collection beside it with `snapshop ingest --new-collection` "
+            f"and swap it in, or re-ingest in place with --replace-model, or use another "
+            f"{elsewhere}"
         )
 
 

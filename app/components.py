@@ -1,7 +1,8 @@
 """Builds the long-lived parts (encoder, store, search service) from ``Settings``.
 
 The CLI and the API both start here, so they always run the same code with the same config.
-``open_components`` opens what a search needs and closes it again, for both of them.
+``open_components`` opens what a search needs and closes it again, for both of them: the live
+collection with the model that made it.
 """
 
 from __future__ import annotations
@@ -210,17 +211,32 @@ class Components:
     service: SearchService
 
 
+def live_bundle(settings: Settings, collections: StoreCollections) -> Path:
+    """The bundle of the live collection's model: SNAPSHOP_MODEL when it holds that model (or
+    no collection exists yet), else the bundle the collection was built with (a swap made it
+    live) or one under ``<data-dir>/models`` holding its model."""
+    name = collections.live()
+    meta = collections.meta(name) if name is not None else None
+    model = meta.get("model_id") if meta else None
+    models = Models(settings)
+    if model is None or models.model_id_of(settings.model_dir) == model:
+        return settings.model_dir
+    return models.find(str(model), meta.get("bundle") if meta else None)
+
+
 @contextmanager
 def open_components(
     settings: Settings, encoder: Encoder | None = None, *, micro_batch: bool | None = None
 ) -> Iterator[Components]:
-    """Encoder (unless given), store, profiles and service; closed in reverse order on exit.
-
-    Opened in that order so a missing model is reported before the store is touched.
-    """
-    encoder = encoder if encoder is not None else load_encoder(settings)
+    """Encoder (unless given: the live collection's model), the live collection's store,
+    profiles and service; closed in reverse order on exit."""
     with ExitStack() as stack:
-        store = open_store(settings)
+        collections = open_collections(settings)
+        stack.callback(collections.close)
+        if encoder is None:
+            bundle = live_bundle(settings, collections)
+            encoder = load_encoder(settings.model_copy(update={"model": bundle}))
+        store = collections.open()
         stack.callback(store.close)
         profiles = open_profiles(settings)
         stack.callback(profiles.close)

@@ -4,6 +4,9 @@ An embedded store can be opened by one process only, so while ``serve`` runs it 
 process that can write the store: ``POST /v1/admin/sync`` (and ``snapshop ingest``, which hands
 its run to a running server) start a job here. Searches go on meanwhile; the store's
 readers-writer lock keeps each product whole for them (``app/store/rwlock.py``).
+
+A sync writes the live collection, holding its generation (``app/api/serving.py``) until it
+ends, or with ``new_collection`` builds another model's collection beside it for a swap.
 """
 
 from __future__ import annotations

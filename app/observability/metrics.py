@@ -270,8 +270,10 @@ class Metrics(IngestMetrics):
 
     def watch(self, store: VectorStore | None, encoder: Encoding | None) -> None:
         """Report this store's size and this encoder at scrape time (None: stop)."""
-        self._store.store = store
-        self._store.encoder = encoder
+        with self._store._lock:
+            self._store._products = None  # counted in the store watched before
+            self._store.store = store
+            self._store.encoder = encoder
 
     # -- observers ---------------------------------------------------------------------------
 

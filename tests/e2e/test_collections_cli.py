@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
@@ -88,7 +89,16 @@ def test_the_commands_are_handed_to_a_server_holding_the_data_dir(
     narrow = write_fake_bundle(tmp_path / "narrow", "narrow")
     cli = snapshop_cmd(data, narrow)  # the CLI loads no model: the server does
     with running_server(fake_serve_cmd(data), env=_env(SNAPSHOP_ADMIN_KEY=KEY)) as url:
-        assert _run(cli, "ingest", str(mini_catalog), key=True).returncode == 0
+        first = httpx.post(
+            f"{url}/v1/admin/sync", json={"catalog": str(mini_catalog)}, headers={"X-API-Key": KEY}
+        )
+        assert first.status_code == 202, first.text
+        # one sync at a time: the build below waits until this one is done
+        job = first.json()["job"]
+        while httpx.get(f"{url}/v1/admin/sync/{job}", headers={"X-API-Key": KEY}).json()[
+            "state"
+        ] in ("queued", "running"):
+            time.sleep(0.05)
         built = _run(cli, "ingest", str(mini_catalog), "--new-collection", key=True)
         assert built.returncode == 0, built.stderr
         name = next(w for w in built.stderr.split() if w.startswith("fake-thumbnail-hash-6px"))

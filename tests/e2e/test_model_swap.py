@@ -30,7 +30,7 @@ from tests.helpers import running_server
 KEY = "model-swap-admin-key-0123456789"
 ADMIN = {"X-API-Key": KEY}
 THREADS = 6
-AFTER_S = 1.5  # queries kept running after the swap
+AFTER_S = 1.0  # queries kept running after the swap
 WORDS = ["shirt", "shoes", "watch", "bag", "black", "blue", "men", "women", "rice", "tea"]
 
 

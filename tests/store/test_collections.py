@@ -107,8 +107,8 @@ def test_a_fresh_server_alias_gets_a_collection_named_after_its_model(tmp_path: 
     with closing(open_collections(_settings(tmp_path, "server-local"))) as collections:
         assert collections.live() is None
         _fill(collections, None, "m1", 2, DIM)
-        assert collections.live() == f"snapshop-{model_tag('m1')}" == collections.collection_for(
-            "m1"
+        assert (
+            collections.live() == f"snapshop-{model_tag('m1')}" == collections.collection_for("m1")
         )
 
 

@@ -150,6 +150,11 @@ class _StoreCollector:
         self._lock = threading.Lock()
         self._products: tuple[int, float, int] | None = None  # (points, when, products)
 
+    def watch(self, store: VectorStore | None, encoder: Encoding | None) -> None:
+        with self._lock:
+            self._products = None  # counted in the store watched before (a model swap)
+            self.store, self.encoder = store, encoder
+
     def _product_count(self, store: VectorStore, points: int) -> int:
         with self._lock:
             now = time.monotonic()
@@ -270,10 +275,7 @@ class Metrics(IngestMetrics):
 
     def watch(self, store: VectorStore | None, encoder: Encoding | None) -> None:
         """Report this store's size and this encoder at scrape time (None: stop)."""
-        with self._store._lock:
-            self._store._products = None  # counted in the store watched before
-            self._store.store = store
-            self._store.encoder = encoder
+        self._store.watch(store, encoder)
 
     # -- observers ---------------------------------------------------------------------------
 

@@ -69,7 +69,10 @@ class EdgeCollections:
         return name
 
     def collection_for(self, model_id: str) -> str:
-        return model_tag(model_id)
+        """``default`` when it holds ``model_id`` (a swap back to the first model), else the
+        model's own folder."""
+        root = self.meta(ROOT_COLLECTION) or {}
+        return ROOT_COLLECTION if root.get("model_id") == model_id else model_tag(model_id)
 
     def meta(self, name: str) -> dict[str, Any] | None:
         try:

@@ -341,7 +341,7 @@ class QdrantServerStore:
                 [models.CreateAliasOperation(create_alias=create)]
             )
 
-    def _create(self, name: str, meta: dict[str, Any]) -> None:
+    def _create(self, collection: str, meta: dict[str, Any]) -> None:
         o = self.options
         vectors = {
             name: models.VectorParams(size=int(meta["dim"]), distance=models.Distance.COSINE)
@@ -360,7 +360,7 @@ class QdrantServerStore:
             )
         with self._calls("be created"):
             self._client.create_collection(
-                name,
+                collection,
                 vectors_config=vectors,
                 sparse_vectors_config={
                     BM25_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)

@@ -143,6 +143,8 @@ def test_embedded_collections_live_in_their_folders_with_an_atomic_pointer(
         _fill(collections, new, "m2", 3, DIM)
         assert (settings.store_dir / "collections" / new / "snapshop.json").is_file()
         collections.swap(new)
+        # building the first model again (to swap back) finds its collection, not a copy
+        assert collections.collection_for("m1") == ROOT_COLLECTION
         pointer = json.loads((settings.store_dir / LIVE_FILE).read_text())
         assert pointer["collection"] == new
         assert not list(settings.store_dir.glob(f".{LIVE_FILE}*"))  # no temporary left

@@ -11,12 +11,15 @@ it (``SNAPSHOP_ADMIN_KEY``), which switches its model and collection together.
 from __future__ import annotations
 
 from contextlib import closing
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from app.cli.common import err, fail, friendly_errors, settings
 from app.store.collections import CollectionInfo
+
+if TYPE_CHECKING:
+    from app.api.announce import ServerInfo
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -42,7 +45,7 @@ def print_collections(rows: list[CollectionInfo], indent: str = "", title: str =
         print(line)
 
 
-def _server() -> tuple[Any, str] | None:
+def _server() -> tuple[ServerInfo, str] | None:
     """The server holding this data dir and its admin key, or None (run here)."""
     from app.api.announce import read_server_file
     from app.cli.handoff import admin_key
@@ -66,7 +69,13 @@ def list_cmd() -> None:
         body = call_server(server, key, "GET", "/v1/admin/collections")
         rows = [
             CollectionInfo(
-                c["name"], c["live"], c["model"], c["points"], c["created_at"], c["bundle"]
+                name=c["name"],
+                live=c["live"],
+                model_id=c["model"],
+                points=c["points"],
+                created_at=c["created_at"],
+                bundle=c["bundle"],
+                error=c["error"],
             )
             for c in body["collections"]
         ]
@@ -102,7 +111,7 @@ def swap(
         followers = (
             f"API processes follow within SNAPSHOP_SWAP_POLL_S ({cfg.swap_poll_s:g} s)"
             if collections.backend != "qdrant-edge"
-            else "a server started now serves it"
+            else "the next `snapshop serve` serves it"
         )
     print(f"live: {live} (model {model}); {followers}")
     if previous is not None and previous != live:

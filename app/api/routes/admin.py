@@ -12,8 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from app.api.deps import ADMIN_RESPONSES, AdminDep, LiveDep, SettingsDep, StoreDep, SyncDep
 from app.api.sync import SyncBusyError
 from app.components import SetupError
-from app.store import StoreError
-from app.store.errors import CollectionRefusedError, NoSuchCollectionError
+from app.store import StoreError, StoreUnavailableError
+from app.store.errors import NoSuchCollectionError
 from ingestion.catalog import CatalogError, products_file
 from ingestion.runs import indexer_health, list_runs
 from ingestion.sync import SyncOptions
@@ -159,16 +159,20 @@ class SwapBody(BaseModel):
 
 _REFUSED: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such collection."},
-    409: {"description": "Refused: a sync is running, the collection is live, in use or empty."},
+    409: {
+        "description": "Refused: a sync is running; the collection is live, in use, empty, or "
+        "its model bundle cannot be found."
+    },
 }
 
 
 def _refused(exc: StoreError) -> HTTPException:
     if isinstance(exc, NoSuchCollectionError):
         return HTTPException(404, detail=str(exc))
-    if isinstance(exc, CollectionRefusedError):
-        return HTTPException(409, detail=str(exc))
-    return HTTPException(503, detail=str(exc), headers={"Retry-After": "5"})
+    if isinstance(exc, StoreUnavailableError):  # the server is down or slow: try again
+        return HTTPException(503, detail=str(exc), headers={"Retry-After": "5"})
+    # refused, or another process holds the collection (an embedded shard), or it is unreadable
+    return HTTPException(409, detail=str(exc))
 
 
 @router.post(

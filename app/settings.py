@@ -132,6 +132,19 @@ class Settings(BaseSettings):
         description="int8 copies of the dense vectors in RAM (4x smaller); hits are rescored "
         "with the full vectors.",
     )
+    swap_poll_s: float = Field(
+        default=2.0,
+        ge=0,
+        description="How often the API reads which collection is live, to follow a model swap "
+        "made by another process (0: only swaps made through this server).",
+    )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="API server processes (`snapshop serve`); more than 1 needs a Qdrant "
+        "server (the embedded store admits one process).",
+    )
     env: Literal["development", "production"] = Field(
         default="development",
         description="production refuses to start without a real admin key.",

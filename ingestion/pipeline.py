@@ -151,6 +151,7 @@ def ingest_catalog(
     build_index: bool = True,
     replace_model: bool = False,
     prune: bool = False,
+    bundle: Path | None = None,
 ) -> IngestReport:
     """Bring the store in line with the catalog, one point per image, embedding only what changed.
 
@@ -164,14 +165,18 @@ def ingest_catalog(
     format), drop them first (they cannot be compared with the new model's); otherwise that is
     an error. Only that (``ModelMismatchError``) drops anything: any other store error, a
     server timeout say, ends the run with the catalog as it was.
+
+    ``bundle``: the encoder's model bundle, recorded with a collection this run creates (a
+    server that swaps to it loads that model).
     """
     started = time.perf_counter()
     catalog = read_catalog(catalog_dir)
     report = IngestReport(rejects=list(catalog.rejects))
     texts = {p.product_id: product_text(p) for p in catalog.products}
+    recorded = str(bundle.resolve()) if bundle is not None else None
     try:
         store.ensure_collection(
-            encoder.dim, encoder.model_id, list(texts.values()), encoder.instance_dim
+            encoder.dim, encoder.model_id, list(texts.values()), encoder.instance_dim, recorded
         )
     except ModelMismatchError as exc:
         if not replace_model:
@@ -179,7 +184,7 @@ def ingest_catalog(
         log.warning("dropping %d points: %s", store.count(), exc)
         store.drop()
         store.ensure_collection(
-            encoder.dim, encoder.model_id, list(texts.values()), encoder.instance_dim
+            encoder.dim, encoder.model_id, list(texts.values()), encoder.instance_dim, recorded
         )
     existing = {
         hit.id: (str(hit.payload.get(PRODUCT_ID, "")), hit.payload.get(CONTENT_HASH))

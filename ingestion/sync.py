@@ -28,6 +28,10 @@ class SyncOptions:
     build_index: bool = True
     batch_size: int | None = None
     workers: int | None = None
+    # Build the collection of ``model`` (a bundle folder) beside the live one, for a model
+    # swap, instead of syncing the live collection.
+    new_collection: bool = False
+    model: str | None = None
 
 
 @dataclass(frozen=True)
@@ -64,9 +68,11 @@ def recorded_ingest(
     options: SyncOptions,
     default_batch_size: int = 32,
     progress: ProgressFn | None = None,
+    bundle: Path | None = None,
 ) -> SyncOutcome:
     """Ingest ``catalog_dir`` into ``store``, recorded under ``data_dir/runs`` (and rejects
-    under ``data_dir/quarantine``); a run that raises is recorded as failed, then re-raised."""
+    under ``data_dir/quarantine``); a run that raises is recorded as failed, then re-raised.
+    ``bundle``: the encoder's bundle, recorded with a collection the run creates."""
     run = run_id()
     runs_dir = data_dir / "runs"
     record = start_run(runs_dir, run, catalog_dir)
@@ -81,6 +87,7 @@ def recorded_ingest(
             build_index=options.build_index,
             replace_model=options.replace_model,
             prune=options.prune,
+            bundle=bundle,
         )
         index = store.index_status().describe()
     except BaseException as exc:

@@ -37,10 +37,10 @@ def _unit_rows(x: np.ndarray) -> np.ndarray:
     return result
 
 
-def _bucket(token: str) -> tuple[int, float]:
+def _bucket(token: str, dim: int) -> tuple[int, float]:
     digest = hashlib.blake2b(token.encode(), digest_size=8).digest()
     value = int.from_bytes(digest, "little")
-    return value % DIM, 1.0 if (value >> 63) & 1 else -1.0
+    return value % dim, 1.0 if (value >> 63) & 1 else -1.0
 
 
 class FakeEncoder:
@@ -50,6 +50,7 @@ class FakeEncoder:
     provider = "CPUExecutionProvider"  # it runs on the CPU, as the real one does in tests
     device = "cpu"
     threads = 1
+    thumb = THUMB
     dim = DIM
     instance_dim = 0  # no identity embedding, as in bundles without an instance head
 
@@ -57,13 +58,13 @@ class FakeEncoder:
         """(N, DIM) thumbnails in 0..1; ``encode_pixels`` turns them into vectors."""
         rows = [
             np.asarray(
-                image.convert("RGB").resize((THUMB, THUMB), Image.Resampling.BOX),
+                image.convert("RGB").resize((self.thumb, self.thumb), Image.Resampling.BOX),
                 dtype=np.float32,
             ).reshape(-1)
             / 255.0
             for image in images
         ]
-        return np.stack(rows) if rows else np.empty((0, DIM), dtype=np.float32)
+        return np.stack(rows) if rows else np.empty((0, self.dim), dtype=np.float32)
 
     def encode_pixels(self, pixels: np.ndarray) -> np.ndarray:
         centred = pixels - pixels.mean(axis=1, keepdims=True)
@@ -86,10 +87,10 @@ class FakeEncoder:
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         if isinstance(texts, str):
             raise TypeError("encode_texts expects a sequence of strings, not one string")
-        out = np.zeros((len(texts), DIM), dtype=np.float32)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for row, text in enumerate(texts):
             for token in _WORD.findall(text.lower()):
-                col, sign = _bucket(token)
+                col, sign = _bucket(token, self.dim)
                 out[row, col] += sign
         return _unit_rows(out)
 
@@ -112,3 +113,13 @@ class InstanceFakeEncoder(FakeEncoder):
         )
         flat = grey.reshape(len(pixels), -1)
         return _unit_rows(flat - flat.mean(axis=1, keepdims=True))
+
+
+class NarrowFakeEncoder(FakeEncoder):
+    """``FakeEncoder`` of another model: 6x6 thumbnails, 108 dimensions. Its vectors cannot be
+    searched in a ``FakeEncoder`` collection (nor the other way round): the engine refuses the
+    size, so a query embedded by one model and sent to the other's collection fails loudly."""
+
+    model_id = "fake-thumbnail-hash-6px-v1"
+    thumb = 6
+    dim = 6 * 6 * 3

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Header, HTTPException, Request
@@ -12,6 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from app.api.problems import ProblemError
 from app.api.ratelimit import RateLimit, retry_after
+from app.api.serving import Generation, Live
 from app.api.sync import SyncJobs
 from app.api.thumbnails import Thumbnails
 from app.embedding import Encoder
@@ -28,19 +29,32 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
-def get_service(request: Request) -> SearchService:
-    service: SearchService = request.app.state.service
-    return service
+def get_live(request: Request) -> Live:
+    live: Live = request.app.state.live
+    return live
 
 
-def get_encoder(request: Request) -> Encoder:
-    encoder: Encoder = request.app.state.encoder
-    return encoder
+async def get_generation(live: Annotated[Live, Depends(get_live)]) -> AsyncIterator[Generation]:
+    """The generation (encoder, store, service) this request runs on, held until it ends: a
+    model swap meanwhile closes it only after this request has finished. Resolved once per
+    request, so all of a request's parts come from the same generation."""
+    with live.lease() as gen:
+        yield gen
 
 
-def get_store(request: Request) -> VectorStore:
-    store: VectorStore = request.app.state.store
-    return store
+GenerationDep = Annotated[Generation, Depends(get_generation)]
+
+
+def get_service(gen: GenerationDep) -> SearchService:
+    return gen.service
+
+
+def get_encoder(gen: GenerationDep) -> Encoder:
+    return gen.encoder
+
+
+def get_store(gen: GenerationDep) -> VectorStore:
+    return gen.store
 
 
 def get_profiles(request: Request) -> ProfileRepository:
@@ -77,6 +91,7 @@ ServiceDep = Annotated[SearchService, Depends(get_service)]
 EncoderDep = Annotated[Encoder, Depends(get_encoder)]
 StoreDep = Annotated[VectorStore, Depends(get_store)]
 SyncDep = Annotated[SyncJobs, Depends(get_sync)]
+LiveDep = Annotated[Live, Depends(get_live)]
 
 
 def require_admin(

@@ -29,11 +29,18 @@ from app.api.routes import (
     profiles,
     search,
 )
-from app.api.routes.health import ModelProbe
 from app.api.routes.judgements import MAX_IMPORT_BYTES
+from app.api.serving import Live
 from app.api.sync import SyncJobs
 from app.api.thumbnails import Thumbnails
-from app.components import load_encoder, open_components, open_judgements, open_querysets
+from app.components import (
+    Models,
+    load_encoder,
+    open_collections,
+    open_judgements,
+    open_profiles,
+    open_querysets,
+)
 from app.embedding import Encoder
 from app.observability.metrics import Metrics
 from app.settings import Settings
@@ -44,9 +51,15 @@ FORM_OVERHEAD = 64 * 1024
 
 
 def create_app(
-    settings: Settings | None = None, encoder: Encoder | None = None, announce: str | None = None
+    settings: Settings | None = None,
+    encoder: Encoder | None = None,
+    announce: str | None = None,
+    models: Models | None = None,
 ) -> FastAPI:
     """The app; ``encoder`` lets a caller that already loaded the model hand it over.
+
+    ``models``: how the model of another collection is found and loaded when it is swapped in
+    (default: bundles on disk, ``Models``).
 
     ``announce``: the URL this server answers on, written to ``<data-dir>/server.json`` while
     it runs, so that ``snapshop ingest`` on the same data dir hands its sync to this server.
@@ -61,35 +74,35 @@ def create_app(
         # Kept across restarts of the lifespan (a test client opened twice): loaded once.
         encoder = encoder or load_encoder(settings)
         with (
-            open_components(settings, encoder) as parts,
+            closing(open_collections(settings)) as collections,
+            closing(open_profiles(settings)) as profile_repo,
             closing(open_judgements(settings)) as marks,
             closing(open_querysets(settings)) as sets,
         ):
+            live = Live(settings, collections, models or Models(settings), profile_repo, metrics)
+            jobs = SyncJobs(live, settings.data_dir, settings.batch_size, metrics)
+            live.busy = jobs.running  # a swap or a drop waits for a running sync
+            first = live.start(encoder, settings.model_dir)
             app.state.settings = settings
-            app.state.encoder = parts.encoder
-            app.state.store = parts.store
-            app.state.profiles = parts.profiles
-            app.state.service = parts.service
+            app.state.live = live
+            app.state.profiles = profile_repo
             app.state.judgements = marks
             app.state.querysets = sets
             app.state.thumbnails = Thumbnails(settings.thumbs_dir)
-            app.state.sync = SyncJobs(
-                parts.store, parts.encoder, settings.data_dir, settings.batch_size, metrics
-            )
-            app.state.model_probe = ModelProbe(parts.encoder)
-            parts.service.observe(metrics)
-            metrics.watch(parts.store, parts.encoder)
+            app.state.sync = jobs
             if announce is not None:
                 write_server_file(settings.data_dir, announce)
-            log.info("serving model %s on %s", encoder.model_id, encoder.provider)
+            log.info("serving model %s on %s", first.encoder.model_id, first.encoder.provider)
             try:
                 yield
             finally:
                 if announce is not None:
                     remove_server_file(settings.data_dir)
                 # Before the store closes: a running sync stops at its next batch.
-                app.state.sync.close()
+                jobs.close()
+                live.close()
                 metrics.watch(None, None)
+                metrics.close()
 
     app = FastAPI(
         title="snapshop",
@@ -150,3 +163,9 @@ def create_app(
     app.include_router(images.router)
     pages.add_pages(app, settings.frontend_dir)
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The app made from the environment alone: what each worker of ``snapshop serve --workers
+    N`` runs (uvicorn imports it by name in each process)."""
+    return create_app(Settings())

@@ -4,6 +4,9 @@ An embedded store can be opened by one process only, so while ``serve`` runs it 
 process that can write the store: ``POST /v1/admin/sync`` (and ``snapshop ingest``, which hands
 its run to a running server) start a job here. Searches go on meanwhile; the store's
 readers-writer lock keeps each product whole for them (``app/store/rwlock.py``).
+
+A sync writes the live collection, holding its generation (``app/api/serving.py``) until it
+ends, or with ``new_collection`` builds another model's collection beside it for a swap.
 """
 
 from __future__ import annotations
@@ -11,14 +14,15 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from app.api.serving import Live, SyncTarget
 from app.observability.metrics import IngestMetrics
-from app.store import VectorStore
-from ingestion.pipeline import IngestEncoder
 from ingestion.sync import SyncOptions, recorded_ingest
 
 log = logging.getLogger(__name__)
@@ -51,6 +55,8 @@ class SyncJob:
     ended_at: str | None = None
     result: dict[str, Any] | None = None
     error: str | None = None
+    collection: str | None = None  # the collection written, once known
+    model: str | None = None  # the model embedding for it, once loaded
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -63,6 +69,8 @@ class SyncJob:
             "ended_at": self.ended_at,
             "result": self.result,
             "error": self.error,
+            "collection": self.collection,
+            "model": self.model,
         }
 
 
@@ -71,15 +79,13 @@ class SyncJobs:
 
     def __init__(
         self,
-        store: VectorStore,
-        encoder: IngestEncoder,
+        live: Live,
         data_dir: Path,
         default_batch_size: int = 32,
         metrics: IngestMetrics | None = None,
     ) -> None:
-        self._store = store
+        self._live = live
         self._metrics = metrics
-        self._encoder = encoder
         self._data_dir = data_dir
         self._batch = default_batch_size
         self._jobs: dict[str, SyncJob] = {}
@@ -108,6 +114,14 @@ class SyncJobs:
             self._thread.start()
             return job
 
+    def running(self) -> str | None:
+        """The running sync, described; None when none runs."""
+        with self._lock:
+            for j in self._jobs.values():
+                if j.state in (QUEUED, RUNNING):
+                    return f"sync {j.job} of {j.catalog} is running"
+        return None
+
     def get(self, job: str) -> SyncJob | None:
         with self._lock:
             return self._jobs.get(job)
@@ -120,6 +134,19 @@ class SyncJobs:
         if thread is not None:
             thread.join(timeout)
 
+    def _target(self, options: SyncOptions) -> AbstractContextManager[SyncTarget]:
+        """The live collection (held for the whole sync: a swap waits for it), or with
+        ``new_collection`` the collection of ``model`` beside it."""
+        if options.new_collection:
+            assert options.model is not None  # the route requires it
+            return self._live.building(Path(options.model))
+        return self._serving()
+
+    @contextmanager
+    def _serving(self) -> Iterator[SyncTarget]:
+        with self._live.lease() as gen:
+            yield SyncTarget(gen.store, gen.encoder, gen.bundle, gen.collection)
+
     def _run(self, job: SyncJob) -> None:
         def progress(n: int, total: int) -> None:
             if self._stop.is_set():
@@ -131,15 +158,18 @@ class SyncJobs:
 
         job.state = RUNNING
         try:
-            outcome = recorded_ingest(
-                Path(job.catalog),
-                self._store,
-                self._encoder,
-                self._data_dir,
-                job.options,
-                default_batch_size=self._batch,
-                progress=progress,
-            )
+            with self._target(job.options) as target:
+                job.collection, job.model = target.collection, target.encoder.model_id
+                outcome = recorded_ingest(
+                    Path(job.catalog),
+                    target.store,
+                    target.encoder,
+                    self._data_dir,
+                    job.options,
+                    default_batch_size=self._batch,
+                    progress=progress,
+                    bundle=target.bundle,
+                )
         except _Cancelled as exc:
             job.state, job.error = CANCELLED, str(exc)
         except Exception as exc:  # any failure ends this job, never the server

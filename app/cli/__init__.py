@@ -7,7 +7,17 @@ of registration is the order ``snapshop --help`` lists them in.
 
 from __future__ import annotations
 
-from app.cli import bench, evaluate, ingest, judgements, model, queries, querysets, search
+from app.cli import (
+    bench,
+    collections,
+    evaluate,
+    ingest,
+    judgements,
+    model,
+    queries,
+    querysets,
+    search,
+)
 from app.cli.root import app
 
 app.command()(ingest.ingest)
@@ -16,6 +26,7 @@ app.command()(search.serve)
 app.command()(ingest.status)
 app.command("eval")(evaluate.eval_cmd)
 app.command("tune")(evaluate.tune_cmd)
+app.add_typer(collections.app, name="collections")
 app.add_typer(model.app, name="model")
 app.add_typer(bench.app, name="bench")
 app.add_typer(judgements.app, name="judgements")

@@ -24,9 +24,10 @@ POLL_S = 0.5
 QUIET_S = 5.0  # a progress line at least this often, even when nothing moved
 
 
-def _call(
+def call_server(
     server: ServerInfo, key: str, method: str, path: str, body: dict[str, Any] | None = None
 ) -> dict[str, Any]:
+    """One admin request to ``server``; its JSON answer, or the CLI exits with its reason."""
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(
         server.url + path,
@@ -43,7 +44,7 @@ def _call(
             detail = json.loads(exc.read()).get("detail", exc.reason)
         except ValueError:
             detail = exc.reason
-        fail(f"the server at {server.url} refused the sync ({exc.code}): {detail}")
+        fail(f"the server at {server.url} refused ({exc.code}): {detail}")
     except (urllib.error.URLError, OSError) as exc:
         fail(
             f"a server (pid {server.pid}, since {server.started_at}) announces {server.url} for "
@@ -52,19 +53,24 @@ def _call(
         )
 
 
-def hand_off(
-    server: ServerInfo, cfg: Settings, catalog_dir: Path, options: SyncOptions
-) -> dict[str, Any]:
-    """Run the sync in ``server``, printing progress to stderr; the job's result when done."""
+def admin_key(server: ServerInfo, cfg: Settings, doing: str) -> str:
+    """The admin key for ``server``, or the CLI exits saying how to give it."""
     if cfg.admin_key is None:
         fail(
             f"a running server ({server.url}, pid {server.pid}) holds {cfg.data_dir}: set "
-            "SNAPSHOP_ADMIN_KEY to its admin key so that ingest can hand the sync to it, "
+            f"SNAPSHOP_ADMIN_KEY to its admin key so that {doing} can be handed to it, "
             "or stop the server"
         )
-    key = cfg.admin_key.get_secret_value()
+    return cfg.admin_key.get_secret_value()
+
+
+def hand_off(
+    server: ServerInfo, cfg: Settings, catalog_dir: Path, options: SyncOptions
+) -> dict[str, Any]:
+    """Run the sync in ``server``, printing progress to stderr; the finished job."""
+    key = admin_key(server, cfg, "the sync")
     body = {"catalog": str(catalog_dir.resolve()), **asdict(options)}
-    job = _call(server, key, "POST", "/v1/admin/sync", body)
+    job = call_server(server, key, "POST", "/v1/admin/sync", body)
     name = job["job"]
     err.print(f"a server holds this data dir: sync {name} runs in {server.url}", soft_wrap=True)
     last: tuple[int, int | None] | None = None
@@ -72,7 +78,7 @@ def hand_off(
     try:
         while job["state"] in ("queued", "running"):
             time.sleep(POLL_S)
-            job = _call(server, key, "GET", f"/v1/admin/sync/{name}")
+            job = call_server(server, key, "GET", f"/v1/admin/sync/{name}")
             now = (job["progress"]["images_done"], job["progress"]["images_total"])
             if now != last or time.monotonic() - said >= QUIET_S:
                 total = "?" if now[1] is None else now[1]
@@ -83,5 +89,4 @@ def hand_off(
         raise
     if job["state"] != "done":
         fail(f"sync {name} {job['state']}: {job['error']}")
-    result: dict[str, Any] = job["result"]
-    return result
+    return job

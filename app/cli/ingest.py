@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from contextlib import closing, suppress
+from contextlib import ExitStack, closing, suppress
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from app.cli.common import err, fail, friendly_errors, progress_bar, settings
+
+if TYPE_CHECKING:
+    from app.store.collections import StoreCollections
 
 
 def print_outcome(result: dict[str, Any]) -> None:
@@ -72,6 +75,13 @@ def ingest(
             "node_exporter's textfile collector; name it *.prom)."
         ),
     ] = None,
+    new_collection: Annotated[
+        bool,
+        typer.Option(
+            help="Build the collection of --model beside the live one (a model change without "
+            "downtime); `snapshop collections swap` makes it live."
+        ),
+    ] = False,
 ) -> None:
     """Sync the store with a catalog: embed new or changed images, keep the rest.
 
@@ -79,13 +89,15 @@ def ingest(
     keeps answering searches) and this command follows it.
     """
     from app.api.announce import read_server_file
-    from app.components import load_encoder, open_store
+    from app.components import load_encoder, open_collections, open_store
     from ingestion.pipeline import ingest_catalog
     from ingestion.quarantine import run_id, write_quarantine
     from ingestion.runs import fail_run, finish_run, start_run
     from ingestion.sync import SyncOptions, SyncOutcome
 
     cfg = settings()
+    if new_collection and replace_model:
+        fail("--new-collection keeps the live collection as it is: no --replace-model with it")
     server = read_server_file(cfg.data_dir)
     if server is not None:
         from app.cli.handoff import hand_off
@@ -98,42 +110,55 @@ def ingest(
             build_index=build_index,
             batch_size=batch_size,
             workers=workers,
+            new_collection=new_collection,
+            # the server loads the bundle itself: the one this command was given
+            model=str(cfg.model_dir.resolve()) if new_collection else None,
         )
-        result = hand_off(server, cfg, catalog_dir, options)
+        job = hand_off(server, cfg, catalog_dir, options)
+        result = job["result"]
         _write_metrics(metrics_file, "done", result["counts"])
         print_outcome(result)
+        if new_collection:
+            _say_built(job["collection"], job["model"])
         if strict and result["counts"]["rejected"]:
             raise typer.Exit(1)
         return
 
     run = run_id()
     record = start_run(cfg.runs_dir, run, catalog_dir)
+    built: str | None = None
     try:
-        with friendly_errors():
+        with friendly_errors(), ExitStack() as stack:
             encoder = load_encoder(cfg)
             # Encoder and store only: a sync needs no search service or profiles.
-            with closing(open_store(cfg)) as store:
-                with progress_bar("rate") as progress:
-                    task = progress.add_task("embedding", total=None, rate="")
+            if new_collection:
+                collections = stack.enter_context(closing(open_collections(cfg)))
+                built = _new_collection(collections, encoder.model_id)
+                store = stack.enter_context(closing(collections.open(built)))
+            else:
+                store = stack.enter_context(closing(open_store(cfg)))
+            with progress_bar("rate") as progress:
+                task = progress.add_task("embedding", total=None, rate="")
 
-                    def advance(n: int, total: int) -> None:
-                        progress.update(task, total=total)
-                        progress.advance(task, n)
-                        speed = progress.tasks[0].speed
-                        progress.update(task, rate=f"{speed:.1f} img/s" if speed else "")
+                def advance(n: int, total: int) -> None:
+                    progress.update(task, total=total)
+                    progress.advance(task, n)
+                    speed = progress.tasks[0].speed
+                    progress.update(task, rate=f"{speed:.1f} img/s" if speed else "")
 
-                    report = ingest_catalog(
-                        catalog_dir,
-                        store,
-                        encoder,
-                        batch_size=batch_size or cfg.batch_size,
-                        workers=workers,
-                        progress=advance,
-                        build_index=build_index,
-                        replace_model=replace_model,
-                        prune=prune,
-                    )
-                index = store.index_status().describe()
+                report = ingest_catalog(
+                    catalog_dir,
+                    store,
+                    encoder,
+                    batch_size=batch_size or cfg.batch_size,
+                    workers=workers,
+                    progress=advance,
+                    build_index=build_index,
+                    replace_model=replace_model,
+                    prune=prune,
+                    bundle=cfg.model_dir,
+                )
+            index = store.index_status().describe()
     except BaseException as exc:  # SystemExit from friendly_errors included: the run failed
         cause = exc.__context__ if isinstance(exc, (SystemExit, typer.Exit)) else exc
         fail_run(cfg.runs_dir, record, cause or exc)
@@ -145,13 +170,36 @@ def ingest(
     result = SyncOutcome(run, report, quarantine, index).to_json()
     _write_metrics(metrics_file, "done", result["counts"])
     print_outcome(result)
+    if built is not None:
+        _say_built(built, encoder.model_id)
     if strict and report.rejected:
         raise typer.Exit(1)
 
 
+def _new_collection(collections: StoreCollections, model_id: str) -> str:
+    """The name of ``model_id``'s collection beside the live one; refused for the live model."""
+    live = collections.live()
+    meta = collections.meta(live) if live is not None else None
+    if meta is not None and meta.get("model_id") == model_id:
+        fail(
+            f"the live collection {live} already holds model {model_id}: sync it without "
+            "--new-collection (or point --model / SNAPSHOP_MODEL at the new bundle)"
+        )
+    return collections.collection_for(model_id)
+
+
+def _say_built(name: str, model_id: str) -> None:
+    err.print(
+        f"collection {name} (model {model_id}) is built beside the live one; make it live "
+        f"with `snapshop collections swap {name}`",
+        soft_wrap=True,
+    )
+
+
 def status() -> None:
-    """What this data dir holds: model bundle, store size, index state."""
-    from app.components import open_store
+    """What this data dir holds: model bundle, the store's collections, index state, runs."""
+    from app.cli.collections import print_collections
+    from app.components import open_collections
     from app.embedding import BundleError, load_manifest
     from ingestion.runs import list_runs
 
@@ -162,11 +210,18 @@ def status() -> None:
         print(f"model:     {manifest.model_id} ({cfg.model_dir})")
     except BundleError as exc:
         print(f"model:     none ({exc})")
-    with friendly_errors(), closing(open_store(cfg)) as store:
-        info = store.info()
-        index = store.index_status()
-    print(f"store:     {info.backend}, {info.points} points, model {info.model_id or '-'}")
+    with friendly_errors(), closing(open_collections(cfg)) as collections:
+        with closing(collections.open()) as store:
+            info = store.info()
+            index = store.index_status()
+        rows = collections.list()
+    live = next((c.name for c in rows if c.live), "-")
+    print(
+        f"store:     {info.backend}, {info.points} points, model {info.model_id or '-'}, "
+        f"collection {live}"
+    )
     print(f"index:     {index.describe()}")
+    print_collections(rows, indent="           ", title="collections:")
     runs = list_runs(cfg.runs_dir, limit=5)
     if not runs:
         print("ingest:    no runs recorded yet")

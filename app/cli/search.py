@@ -119,21 +119,48 @@ def search(
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Server processes (env SNAPSHOP_WORKERS; default 1); more than 1 needs a "
+            "Qdrant server (SNAPSHOP_QDRANT_URL).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the HTTP API (OpenAPI docs at /docs)."""
     import uvicorn
 
     from app.api.announce import local_url
     from app.api.main import create_app
+    from app.api.workers import refuse_workers, run_workers, settings_env
+    from app.cli.common import State
     from app.observability.logs import log_config
 
     cfg = settings()
+    count = workers or cfg.workers
+    reason = refuse_workers(cfg, count)
+    if reason is not None:
+        fail(reason)
+    bind, number = host or cfg.host, port or cfg.port
     with friendly_errors():
         from app.components import load_encoder
 
         # Loaded here so a missing or broken model fails before the port is bound.
         encoder = load_encoder(cfg)
-        bind, number = host or cfg.host, port or cfg.port
+        if count > 1:
+            del encoder  # each worker loads its own
+            # No server.json: with a Qdrant server, `snapshop ingest` runs in its own process.
+            run_workers(
+                "app.api.main:app_from_env",
+                host=bind,
+                port=number,
+                workers=count,
+                log_config=log_config(cfg.log_format),
+                env=settings_env(State.overrides),
+            )
+            return
         uvicorn.run(
             # Announced in <data-dir>/server.json: `snapshop ingest` hands its syncs to us.
             create_app(cfg, encoder, announce=local_url(bind, number)),

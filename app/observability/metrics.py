@@ -4,11 +4,17 @@ A registry per instance keeps apps built side by side (tests, a benchmark beside
 from sharing or double-registering families. Every family is named ``snapshop_*`` with its
 unit. Labels hold bounded values only: a route *template*, a status code, a leg or stage name,
 a tower; never a raw path, a query or a product id.
+
+Several server processes (``snapshop serve --workers N``) share one scrape through
+prometheus-client's multiprocess mode: with ``PROMETHEUS_MULTIPROC_DIR`` set (``serve`` sets
+it for its workers), each process writes its counters and histograms to files there, and
+``/metrics`` on any worker sums them over all of them.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -20,6 +26,7 @@ from prometheus_client import (
     Gauge,
     Histogram,
     disable_created_metrics,
+    multiprocess,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder, write_to_textfile
@@ -53,6 +60,7 @@ BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128)
 # counting products reads every point's product id.
 PRODUCTS_TTL_S = 300.0
 LEG_PREFIX = "leg_"
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # No ``*_created`` series beside every counter and histogram: Prometheus's text format does not
 # use them, and they would double the lines of a scrape (a process-wide switch of the library).
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -142,6 +150,11 @@ class _StoreCollector:
         self._lock = threading.Lock()
         self._products: tuple[int, float, int] | None = None  # (points, when, products)
 
+    def watch(self, store: VectorStore | None, encoder: Encoding | None) -> None:
+        with self._lock:
+            self._products = None  # counted in the store watched before (a model swap)
+            self.store, self.encoder = store, encoder
+
     def _product_count(self, store: VectorStore, points: int) -> int:
         with self._lock:
             now = time.monotonic()
@@ -221,7 +234,10 @@ class Metrics(IngestMetrics):
             registry=r,
         )
         self.in_flight = Gauge(
-            "snapshop_http_requests_in_flight", "HTTP requests being handled now.", registry=r
+            "snapshop_http_requests_in_flight",
+            "HTTP requests being handled now.",
+            registry=r,
+            multiprocess_mode="livesum",  # several workers: the sum over those alive
         )
         self.stage_seconds = Histogram(
             "snapshop_search_stage_seconds",
@@ -254,11 +270,12 @@ class Metrics(IngestMetrics):
         )
         self._store = _StoreCollector()
         r.register(self._store)
+        # The environment is read when prometheus_client is imported, so it decides here too.
+        self.multiprocess = bool(os.environ.get(MULTIPROC_ENV))
 
     def watch(self, store: VectorStore | None, encoder: Encoding | None) -> None:
         """Report this store's size and this encoder at scrape time (None: stop)."""
-        self._store.store = store
-        self._store.encoder = encoder
+        self._store.watch(store, encoder)
 
     # -- observers ---------------------------------------------------------------------------
 
@@ -286,4 +303,16 @@ class Metrics(IngestMetrics):
     def exposition(self, accept: str | None) -> tuple[bytes, str]:
         """The registry in the format the scraper asked for (Prometheus text or OpenMetrics)."""
         encode, content_type = choose_encoder(accept or "")
-        return encode(self.registry), content_type
+        registry = self.registry
+        if self.multiprocess:
+            # Every worker's counters and histograms from their files, and this one's view of
+            # the store and model (the same store for all), read now.
+            registry = CollectorRegistry(auto_describe=True)
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            registry.register(self._store)
+        return encode(registry), content_type
+
+    def close(self) -> None:
+        """This process is ending: its live gauges leave the multiprocess sums."""
+        if self.multiprocess:
+            multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]

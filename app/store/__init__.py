@@ -13,11 +13,24 @@ from app.store.base import *  # noqa: F403  (the interface's public names: base.
 
 if TYPE_CHECKING:
     from app.store.edge import EdgeStore
+    from app.store.edge_collections import EdgeCollections
     from app.store.server import QdrantServerStore
+    from app.store.server_collections import ServerCollections
 
-__all__ = [*base.__all__, "EdgeStore", "QdrantServerStore"]
+__all__ = [
+    *base.__all__,
+    "EdgeCollections",
+    "EdgeStore",
+    "QdrantServerStore",
+    "ServerCollections",
+]
 
-_BACKENDS = {"EdgeStore": "app.store.edge", "QdrantServerStore": "app.store.server"}
+_BACKENDS = {
+    "EdgeStore": "app.store.edge",
+    "EdgeCollections": "app.store.edge_collections",
+    "QdrantServerStore": "app.store.server",
+    "ServerCollections": "app.store.server_collections",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -126,7 +126,9 @@ def check_model(
         raise ModelMismatchError(
             f"{where} holds vectors of model {meta['model_id']} (dim {meta['dim']}, instance "
             f"dim {have[2]}), not {model_id} (dim {dim}, instance dim {instance_dim}); "
-            f"re-ingest with --replace-model, or use another {elsewhere}"
+            "build the new model's collection beside it with `snapshop ingest --new-collection` "
+            f"and swap it in, or re-ingest in place with --replace-model, or use another "
+            f"{elsewhere}"
         )
 
 
@@ -258,9 +260,17 @@ class VectorStore(Protocol):
     """Typed interface of the product's store."""
 
     def ensure_collection(
-        self, dim: int, model_id: str, corpus: Sequence[str] = (), instance_dim: int = 0
+        self,
+        dim: int,
+        model_id: str,
+        corpus: Sequence[str] = (),
+        instance_dim: int = 0,
+        bundle: str | None = None,
     ) -> None:
         """Create the collection for vectors of ``dim`` made by ``model_id``, or check it matches.
+
+        ``bundle``: the model bundle's folder, recorded at creation, so that a server switching
+        to this collection (a model swap) loads the model that made its vectors.
 
         ``instance_dim`` > 0 adds the ``instance`` vector of that size (the model's identity
         embedding); the collection records it, and a model with another size is refused.

@@ -43,6 +43,7 @@ from app.store.base import (
     check_model,
 )
 from app.store.bm25 import Bm25Terms
+from app.store.collections import now_iso
 from app.store.edge_query import engine_filter, to_hits
 from app.store.errors import StoreError
 from app.store.fields import FLOAT_FIELDS, INTEGER_FIELDS, KEYWORD_FIELDS, PRODUCT_ID
@@ -144,7 +145,12 @@ class EdgeStore:
         return DENSE_VECTORS
 
     def ensure_collection(
-        self, dim: int, model_id: str, corpus: Sequence[str] = (), instance_dim: int = 0
+        self,
+        dim: int,
+        model_id: str,
+        corpus: Sequence[str] = (),
+        instance_dim: int = 0,
+        bundle: str | None = None,
     ) -> None:
         if self._meta is not None:
             check_model(
@@ -163,6 +169,8 @@ class EdgeStore:
             "instance_dim": instance_dim,
             "bm25_avg_len": self._terms.average_length(corpus),
             "indexing_threshold_kb": self._threshold_kb,
+            "created_at": now_iso(),
+            "bundle": bundle,
         }
         with self._rw.writing():  # searches running now see "empty" before or the shard after
             self._open(create=True)
@@ -387,6 +395,8 @@ class EdgeStore:
                 "format": meta.get("format"),
                 "bm25_avg_len": meta.get("bm25_avg_len"),
                 "instance_dim": int(meta.get("instance_dim", 0)),
+                "created_at": meta.get("created_at"),
+                "bundle": meta.get("bundle"),
                 "index": self.index_status().describe(),
             },
         )

@@ -19,3 +19,12 @@ class ModelMismatchError(StoreError):
 class StoreUnavailableError(StoreError):
     """The store could not answer now (server unreachable, timed out, refused): try again later.
     Nothing about the collection's contents follows from it."""
+
+
+class NoSuchCollectionError(StoreError):
+    """A collection named by an operator (swap, drop) does not exist."""
+
+
+class CollectionRefusedError(StoreError):
+    """A collection operation that would break serving: dropping the live collection, making an
+    empty or unfinished one live, building a second collection of the live model."""

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import grpc
 import httpx
@@ -47,6 +47,7 @@ from app.store.base import (
     check_model,
 )
 from app.store.bm25 import Bm25Terms, as_pair
+from app.store.collections import model_tag, now_iso
 from app.store.errors import StoreError, StoreUnavailableError
 from app.store.fields import FLOAT_FIELDS, INTEGER_FIELDS, KEYWORD_FIELDS
 from app.store.rwlock import ReadWriteLock
@@ -74,14 +75,18 @@ _INDEX_TYPES = (
 @dataclass(frozen=True)
 class _Collection:
     """What the store knows of its collection: replaced whole, so a reader on another thread
-    never sees the metadata of one collection with the BM25 weights of another."""
+    never sees the metadata of one collection with the BM25 weights of another.
 
+    ``name``: the collection itself, the alias resolved (every call goes to it, so an alias
+    moved by another process changes nothing here until the collection is read afresh)."""
+
+    name: str
     meta: dict[str, Any]
     bm25: Bm25Terms
 
     @classmethod
-    def of(cls, meta: dict[str, Any]) -> _Collection:
-        return cls(meta, Bm25Terms(float(meta["bm25_avg_len"])))
+    def of(cls, name: str, meta: dict[str, Any]) -> _Collection:
+        return cls(name, meta, Bm25Terms(float(meta["bm25_avg_len"])))
 
 
 @dataclass(frozen=True)
@@ -89,11 +94,79 @@ class ServerOptions:
     """How the collection is named and, when this store creates it, laid out."""
 
     collection: str = "snapshop"
+    # ``collection`` is an alias (or a collection made before snapshop used aliases): a fresh
+    # one is created as ``<collection>-<model tag>`` with the alias pointing at it, so a later
+    # model's collection can be swapped in. False: ``collection`` is the collection itself.
+    alias: bool = True
     shard_number: int | None = None  # None: the server's default
     replication_factor: int | None = None
     on_disk_payload: bool | None = None
     scalar_quantization: bool = False
     indexing_threshold_kb: int = DEFAULT_INDEXING_THRESHOLD_KB
+
+
+@contextmanager
+def server_calls(
+    subject: str, doing: str, on_gone: Callable[[], None] | None = None
+) -> Iterator[None]:
+    """Server calls inside: a failure becomes ``StoreUnavailableError`` (down, slow, 5xx: try
+    again), or a plain ``StoreError`` (``subject`` gone, the request refused); ``on_gone`` runs
+    when the server says ``subject`` is not there."""
+    try:
+        yield
+    except (
+        ResponseHandlingException,
+        UnexpectedResponse,
+        grpc.RpcError,
+        httpx.HTTPError,
+        OSError,
+    ) as exc:
+        code = getattr(exc, "code", None)  # a failed gRPC call's status (grpc.Call)
+        gone = (isinstance(exc, UnexpectedResponse) and exc.status_code == 404) or (
+            isinstance(exc, grpc.RpcError)
+            and callable(code)
+            and code() == grpc.StatusCode.NOT_FOUND
+        )
+        if gone:
+            if on_gone is not None:
+                on_gone()
+            raise StoreError(f"{subject} is gone: run `snapshop ingest CATALOG_DIR`") from exc
+        status = exc.status_code if isinstance(exc, UnexpectedResponse) else None
+        if status is not None and status < 500 and status != 429:
+            raise StoreError(f"{subject} refused to {doing}: {exc}") from exc
+        raise StoreUnavailableError(f"{subject} could not {doing} now: {exc}") from exc
+
+
+def url_client(
+    url: str,
+    api_key: str | None = None,
+    prefer_grpc: bool = False,
+    grpc_port: int = 6334,
+    timeout_s: int = 10,
+) -> QdrantClient:
+    """A client of the server at ``url``; nothing is asked of the server yet."""
+    return QdrantClient(
+        url=url,
+        api_key=api_key,
+        prefer_grpc=prefer_grpc,
+        grpc_port=grpc_port,
+        timeout=timeout_s,
+        # The version check is a request at construction; an unreachable server must not
+        # hold up startup (``/readyz`` reports it instead).
+        check_compatibility=False,
+    )
+
+
+def path_client(path: Path) -> QdrantClient:
+    """qdrant-client's local mode in ``path`` (one process at a time)."""
+    try:
+        # Searches run on the service's thread pool, writes on a sync's thread.
+        return QdrantClient(path=str(path), force_disable_check_same_thread=True)
+    except RuntimeError as exc:  # the folder's lock is held
+        raise StoreError(
+            f"the local Qdrant folder {path} is open in another process (local mode allows "
+            "one); stop it, or use a Qdrant server"
+        ) from exc
 
 
 class QdrantServerStore:
@@ -104,9 +177,17 @@ class QdrantServerStore:
     """
 
     def __init__(
-        self, client: QdrantClient, options: ServerOptions, where: str, local: bool = False
+        self,
+        client: QdrantClient,
+        options: ServerOptions,
+        where: str,
+        local: bool = False,
+        owns_client: bool = True,
     ) -> None:
         self._client = client
+        # False: the client is shared (``ServerCollections`` hands it to each of its stores;
+        # local mode allows one client per folder) and closed by its owner.
+        self._owns_client = owns_client
         self.options = options
         self.collection = options.collection
         self.where = where  # the server's URL or the local folder: for messages
@@ -129,82 +210,48 @@ class QdrantServerStore:
         grpc_port: int = 6334,
         timeout_s: int = 10,
     ) -> QdrantServerStore:
-        client = QdrantClient(
-            url=url,
-            api_key=api_key,
-            prefer_grpc=prefer_grpc,
-            grpc_port=grpc_port,
-            timeout=timeout_s,
-            # The version check is a request at construction; an unreachable server must not
-            # hold up startup (``/readyz`` reports it instead).
-            check_compatibility=False,
-        )
+        client = url_client(url, api_key, prefer_grpc, grpc_port, timeout_s)
         return cls(client, options, where=url)
 
     @classmethod
     def at_path(cls, path: Path, options: ServerOptions) -> QdrantServerStore:
         """qdrant-client's local mode in ``path``: one process, exact search, for tests."""
-        try:
-            # Searches run on the service's thread pool, writes on a sync's thread.
-            client = QdrantClient(path=str(path), force_disable_check_same_thread=True)
-        except RuntimeError as exc:  # the folder's lock is held
-            raise StoreError(
-                f"the local Qdrant folder {path} is open in another process (local mode allows "
-                "one); stop it, or use a Qdrant server"
-            ) from exc
-        return cls(client, options, where=str(path), local=True)
+        return cls(path_client(path), options, where=str(path), local=True)
 
     # -- errors --------------------------------------------------------------------------------
 
-    def _failed(self, doing: str, exc: BaseException) -> NoReturn:
-        """Raise the store error for an engine call that raised ``exc``."""
-        name = f"the collection {self.collection!r} at {self.where}"
-        if isinstance(exc, UnexpectedResponse):
-            if exc.status_code == 404:
-                self._forget()  # dropped by another process: read afresh next time
-                raise StoreError(f"{name} is gone: run `snapshop ingest CATALOG_DIR`") from exc
-            if exc.status_code is not None and exc.status_code < 500 and exc.status_code != 429:
-                raise StoreError(f"{name} refused to {doing}: {exc}") from exc
-        code = getattr(exc, "code", None)  # a failed gRPC call's status (grpc.Call)
-        if (
-            isinstance(exc, grpc.RpcError)
-            and callable(code)
-            and code() == grpc.StatusCode.NOT_FOUND
-        ):
-            self._forget()
-            raise StoreError(f"{name} is gone: run `snapshop ingest CATALOG_DIR`") from exc
-        raise StoreUnavailableError(f"{name} could not {doing} now: {exc}") from exc
-
-    @contextmanager
-    def _calls(self, doing: str) -> Iterator[None]:
-        """Engine calls inside: their failures become ``StoreError``s that say what to do."""
-        try:
-            yield
-        except (
-            ResponseHandlingException,
-            UnexpectedResponse,
-            grpc.RpcError,
-            httpx.HTTPError,
-            OSError,
-        ) as exc:
-            self._failed(doing, exc)
+    def _calls(self, doing: str) -> AbstractContextManager[None]:
+        """Engine calls inside: their failures become ``StoreError``s that say what to do; a
+        collection gone (dropped by another process) is read afresh next time."""
+        return server_calls(
+            f"the collection {self.collection!r} at {self.where}", doing, self._forget
+        )
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    def _read_meta(self) -> dict[str, Any] | None:
-        """The collection's snapshop metadata, asked afresh; None when there is no collection."""
+    def _resolve(self) -> str:
+        """The collection ``collection`` names now: the alias's target, else itself."""
+        if not self.options.alias:
+            return self.collection
         with self._calls("be read"):
-            if not self._client.collection_exists(self.collection):
+            aliases = self._client.get_aliases().aliases
+        return alias_target(aliases, self.collection) or self.collection
+
+    def _read_meta(self) -> tuple[str, dict[str, Any]] | None:
+        """The collection and its snapshop metadata, asked afresh; None when there is none."""
+        name = self._resolve()
+        with self._calls("be read"):
+            if not self._client.collection_exists(name):
                 return None
-            info = self._client.get_collection(self.collection)
+            info = self._client.get_collection(name)
         meta = (info.config.metadata or {}).get(META_KEY)
         if not isinstance(meta, dict):
             raise StoreError(
-                f"the collection {self.collection!r} at {self.where} was not made by snapshop "
+                f"the collection {name!r} at {self.where} was not made by snapshop "
                 f"(its metadata has no {META_KEY!r}); set SNAPSHOP_QDRANT_COLLECTION to another "
                 "name"
             )
-        return meta
+        return name, meta
 
     def _load(self, fresh: bool = False) -> _Collection | None:
         """The collection as known, read when not yet known (or ``fresh``); None: there is none.
@@ -214,8 +261,8 @@ class QdrantServerStore:
         """
         known = self._known
         if known is None or fresh:
-            meta = self._read_meta()
-            known = _Collection.of(meta) if meta is not None else None
+            found = self._read_meta()
+            known = _Collection.of(*found) if found is not None else None
             self._known = known
         return known
 
@@ -237,30 +284,64 @@ class QdrantServerStore:
         return known
 
     def ensure_collection(
-        self, dim: int, model_id: str, corpus: Sequence[str] = (), instance_dim: int = 0
+        self,
+        dim: int,
+        model_id: str,
+        corpus: Sequence[str] = (),
+        instance_dim: int = 0,
+        bundle: str | None = None,
     ) -> None:
         with self._write_lock:
             known = self._load(fresh=True)
+            if known is None and self.options.alias:
+                # A fresh alias: its collection is named after the model. One of that name may
+                # be there already (built, never made live): it is checked and taken.
+                physical = f"{self.collection}-{model_tag(model_id)}"
+                found = self._meta_of(physical)
+                known = _Collection.of(physical, found) if found is not None else None
+            else:
+                physical = self.collection
             if known is not None:
-                name = f"the collection {self.collection!r} at {self.where}"
+                where = f"the collection {known.name!r} at {self.where}"
                 check_model(
-                    known.meta, dim, model_id, instance_dim, name, "SNAPSHOP_QDRANT_COLLECTION"
+                    known.meta, dim, model_id, instance_dim, where, "SNAPSHOP_QDRANT_COLLECTION"
                 )
-                # Indexes are made after the collection: one interrupted in between gets them now.
-                self._create_indexes()
-                return
-            meta = {
-                "format": STORE_FORMAT,
-                "dim": dim,
-                "model_id": model_id,
-                "instance_dim": instance_dim,
-                "bm25_avg_len": self._terms.average_length(corpus),
-            }
-            self._create(meta)
-            self._known = _Collection.of(meta)
-            self._create_indexes()
+            else:
+                meta = {
+                    "format": STORE_FORMAT,
+                    "dim": dim,
+                    "model_id": model_id,
+                    "instance_dim": instance_dim,
+                    "bm25_avg_len": self._terms.average_length(corpus),
+                    "created_at": now_iso(),
+                    "bundle": bundle,
+                }
+                self._create(physical, meta)
+                known = _Collection.of(physical, meta)
+            if known.name != self.collection:
+                self._point_alias(known.name)
+            self._known = known
+            # Indexes are made after the collection: one interrupted in between gets them now.
+            self._create_indexes(known.name)
 
-    def _create(self, meta: dict[str, Any]) -> None:
+    def _meta_of(self, name: str) -> dict[str, Any] | None:
+        with self._calls("be read"):
+            if not self._client.collection_exists(name):
+                return None
+            meta = (self._client.get_collection(name).config.metadata or {}).get(META_KEY)
+        return meta if isinstance(meta, dict) else None
+
+    def _point_alias(self, name: str) -> None:
+        """The alias ``collection`` at ``name``, unless it points somewhere already."""
+        with self._calls("be aliased"):
+            if alias_target(self._client.get_aliases().aliases, self.collection) is not None:
+                return
+            create = models.CreateAlias(collection_name=name, alias_name=self.collection)
+            self._client.update_collection_aliases(
+                [models.CreateAliasOperation(create_alias=create)]
+            )
+
+    def _create(self, collection: str, meta: dict[str, Any]) -> None:
         o = self.options
         vectors = {
             name: models.VectorParams(size=int(meta["dim"]), distance=models.Distance.COSINE)
@@ -279,7 +360,7 @@ class QdrantServerStore:
             )
         with self._calls("be created"):
             self._client.create_collection(
-                self.collection,
+                collection,
                 vectors_config=vectors,
                 sparse_vectors_config={
                     BM25_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)
@@ -294,16 +375,16 @@ class QdrantServerStore:
                 metadata={META_KEY: meta},
             )
 
-    def _create_indexes(self) -> None:
+    def _create_indexes(self, collection: str) -> None:
         """Payload indexes the collection lacks (local mode has none: it scans)."""
         if self.local:
             return
         with self._calls("be indexed"):
-            have = set(self._client.get_collection(self.collection).payload_schema)
+            have = set(self._client.get_collection(collection).payload_schema)
             for name, schema in _INDEX_TYPES:
                 if name not in have:
                     self._client.create_payload_index(
-                        self.collection, name, field_schema=schema, wait=True
+                        collection, name, field_schema=schema, wait=True
                     )
 
     def probe(self) -> None:
@@ -326,13 +407,17 @@ class QdrantServerStore:
         return DENSE_VECTORS
 
     def drop(self) -> None:
-        with self._write_lock, self._rw.writing(), self._calls("be deleted"):
-            self._client.delete_collection(self.collection)
+        """Delete the collection (its alias goes with it on the server)."""
+        with self._write_lock, self._rw.writing():
+            known = self._load(fresh=True)
+            with self._calls("be deleted"):
+                self._client.delete_collection(known.name if known else self.collection)
             self._forget()
 
     def close(self) -> None:
         with self._write_lock, self._rw.writing():
-            self._client.close()
+            if self._owns_client:
+                self._client.close()
 
     # -- writes --------------------------------------------------------------------------------
 
@@ -371,7 +456,7 @@ class QdrantServerStore:
             return
         # One request, applied in order, acknowledged once both are applied.
         with self._write_lock, self._rw.writing(), self._calls("be written"):
-            self._client.batch_update_points(self.collection, operations, wait=True)
+            self._client.batch_update_points(known.name, operations, wait=True)
 
     def build_index(self) -> bool:
         """Nothing to start: the server's optimizer builds HNSW by itself once a segment passes
@@ -410,7 +495,7 @@ class QdrantServerStore:
         answers: Iterator[models.QueryResponse] = iter([])
         if sent:
             with self._calls("be searched"):
-                answers = iter(self._client.query_batch_points(self.collection, sent))
+                answers = iter(self._client.query_batch_points(known.name, sent))
         return [to_hits(next(answers).points) if r is not None else [] for r in requests]
 
     def _request(self, query: StoreQuery, known: _Collection) -> models.QueryRequest | None:
@@ -446,18 +531,19 @@ class QdrantServerStore:
         )
 
     def retrieve(self, ids: Sequence[str]) -> list[Hit]:
-        self._require()
+        known = self._require()
         with self._calls("be read"):
             records = self._client.retrieve(
-                self.collection, list(ids), with_payload=True, with_vectors=False
+                known.name, list(ids), with_payload=True, with_vectors=False
             )
         return to_hits(records)
 
     def vectors(self, ids: Sequence[str]) -> dict[str, dict[str, np.ndarray]]:
-        names = self._dense_of(self._require())
+        known = self._require()
+        names = self._dense_of(known)
         with self._calls("be read"):
             records = self._client.retrieve(
-                self.collection, list(ids), with_payload=False, with_vectors=list(names)
+                known.name, list(ids), with_payload=False, with_vectors=list(names)
             )
         out: dict[str, dict[str, np.ndarray]] = {}
         for r in records:
@@ -468,11 +554,12 @@ class QdrantServerStore:
         return out
 
     def product_points(self, product_id: str) -> list[Hit]:
-        if self._load() is None:
+        known = self._load()
+        if known is None:
             return []
         with self._calls("be read"):
             records, _ = self._client.scroll(
-                self.collection,
+                known.name,
                 scroll_filter=product_filter(product_id),
                 limit=MAX_PRODUCT_POINTS,
                 with_payload=True,
@@ -480,42 +567,44 @@ class QdrantServerStore:
         return to_hits(records)
 
     def scan(self, fields: Sequence[str], page: int = PAGE) -> Iterator[Hit]:
-        if self._load() is None:
+        known = self._load()
+        if known is None:
             return
         offset: Any = None
         while True:
             with self._calls("be read"):
                 records, offset = self._client.scroll(
-                    self.collection, offset=offset, limit=page, with_payload=list(fields)
+                    known.name, offset=offset, limit=page, with_payload=list(fields)
                 )
             yield from to_hits(records)
             if offset is None:
                 return
 
     def facet(self, key: str, ids: Sequence[str], limit: int = 1_000) -> list[tuple[str, int]]:
-        if self._load() is None or not ids:
+        known = self._load()
+        if known is None or not ids:
             return []
         with self._calls("be counted"):
             found = self._client.facet(
-                self.collection, key, facet_filter=ids_filter(ids), limit=limit, exact=True
+                known.name, key, facet_filter=ids_filter(ids), limit=limit, exact=True
             )
         return [(str(h.value), int(h.count)) for h in found.hits]
 
     def count(self, flt: SearchFilter | None = None) -> int:
-        if self._load() is None:
+        known = self._load()
+        if known is None:
             return 0
         with self._calls("be counted"):
             return int(
-                self._client.count(
-                    self.collection, count_filter=server_filter(flt), exact=True
-                ).count
+                self._client.count(known.name, count_filter=server_filter(flt), exact=True).count
             )
 
     def _collection_info(self) -> models.CollectionInfo | None:
-        if self._load() is None:
+        known = self._load()
+        if known is None:
             return None
         with self._calls("be read"):
-            return self._client.get_collection(self.collection)
+            return self._client.get_collection(known.name)
 
     def index_status(self) -> IndexStatus:
         info = self._collection_info()
@@ -544,9 +633,12 @@ class QdrantServerStore:
             info = self._collection_info()
         except StoreUnavailableError as exc:
             return StoreInfo(self.backend, 0, 0, 0, None, None, {**extra, "error": str(exc)})
-        meta = self._known.meta if self._known is not None else {}
+        known = self._known
+        meta = known.meta if known is not None else {}
         if info is None:
             return StoreInfo(self.backend, 0, 0, 0, None, None, extra)
+        if known is not None and known.name != self.collection:
+            extra = {**extra, "collection": known.name, "alias": self.collection}
         params = info.config.params
         return StoreInfo(
             backend=self.backend,
@@ -560,9 +652,16 @@ class QdrantServerStore:
                 "format": meta.get("format"),
                 "bm25_avg_len": meta.get("bm25_avg_len"),
                 "instance_dim": int(meta.get("instance_dim", 0)),
+                "created_at": meta.get("created_at"),
+                "bundle": meta.get("bundle"),
                 "shard_number": params.shard_number,
                 "replication_factor": params.replication_factor,
                 "scalar_quantization": info.config.quantization_config is not None,
                 "index": self.index_status().describe(),
             },
         )
+
+
+def alias_target(aliases: Sequence[models.AliasDescription], alias: str) -> str | None:
+    """The collection ``alias`` points at, among ``aliases``; None when it is no alias."""
+    return next((a.collection_name for a in aliases if a.alias_name == alias), None)

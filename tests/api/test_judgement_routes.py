@@ -223,7 +223,7 @@ def test_export_then_import_into_a_fresh_data_dir(
     assert {r["relevant"] for r in rows} == {"0", "1"}
 
     source: JudgementStore = client.app.state.judgements  # type: ignore[attr-defined]
-    encoder = client.app.state.encoder  # type: ignore[attr-defined]
+    encoder = client.app.state.live.current.encoder  # type: ignore[attr-defined]
     settings = Settings(data_dir=tmp_path / "fresh", admin_key=KEY)
     with TestClient(create_app(settings, encoder=encoder)) as fresh:
         imported = fresh.post(

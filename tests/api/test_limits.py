@@ -217,13 +217,14 @@ def test_a_search_over_the_time_limit_is_a_503(
 ) -> None:
     state = client.app.state  # type: ignore[attr-defined]
     monkeypatch.setattr(state.settings, "request_timeout_s", 0.2)
-    real = state.service.search
+    service = state.live.current.service
+    real = service.search
 
     def stuck(query: Any) -> Any:
         time.sleep(1.0)
         return real(query)
 
-    monkeypatch.setattr(state.service, "search", stuck)
+    monkeypatch.setattr(service, "search", stuck)
     started = time.perf_counter()
     resp = client.get("/v1/search", params={"q": "shirt"})
     assert time.perf_counter() - started < 0.9

@@ -225,3 +225,46 @@ def test_products_similar_and_examples_agree(
     a = edge.post("/v1/search/examples", json=body).json()
     b = server.post("/v1/search/examples", json=body).json()
     _assert_same_fused(a, b)
+
+
+def test_products_ingested_beside_the_api_are_served_without_a_restart(
+    tmp_path: Path, encoder: TieFreeEncoder, mini_catalog: Path
+) -> None:
+    """The API keeps no catalog state of its own: products another ingest writes are searched,
+    shown, counted by /readyz and /metrics at once.
+
+    The other ingest is a store client of its own (its own object, cached collection metadata
+    and locks, as a separate ``snapshop ingest`` process has), over the API's qdrant-client:
+    local mode admits one client per folder. Two processes on one Qdrant server, what this
+    stands for, could not run here (no Qdrant server can be started in CI).
+    """
+    from contextlib import contextmanager
+
+    from app.api.serving import Live
+    from ingestion.pipeline import ingest_catalog
+    from tests.helpers import write_catalog
+
+    rows = _rows(mini_catalog)
+    with (mini_catalog / "products.csv").open(newline="") as fh:
+        fields = list(csv.DictReader(fh).fieldnames or [])
+    half = write_catalog(tmp_path / "half", mini_catalog, fields, rows[:25])
+    env = {"SNAPSHOP_QDRANT_PATH": str(tmp_path / "qdrant-local")}
+    with contextmanager(_app_from_env)(tmp_path, env, encoder, half) as c:
+        assert c.get("/readyz").json()["points"] == 25
+        assert "snapshop_store_products 25.0" in c.get("/metrics").text
+        late = rows[-1]
+        assert c.get(f"/v1/products/{late['product_id']}").status_code == 404
+
+        live: Live = c.app.state.live  # type: ignore[attr-defined]
+        other = live.collections.open()  # through the alias, as `snapshop ingest` opens it
+        try:
+            report = ingest_catalog(mini_catalog, other, encoder)
+        finally:
+            other.close()
+        assert report.added == 25
+
+        assert c.get(f"/v1/products/{late['product_id']}").json()["title"] == late["title"]
+        found = c.get("/v1/search", params={"q": late["title"], "k": 50}).json()["results"]
+        assert late["product_id"] in [r["product_id"] for r in found]
+        assert c.get("/readyz").json()["points"] == 50
+        assert "snapshop_store_products 50.0" in c.get("/metrics").text

@@ -1,4 +1,5 @@
-"""Operator endpoints (admin key required): indexer health, live catalog syncs."""
+"""Operator endpoints (admin key required): indexer health, live catalog syncs, collections
+and model swaps."""
 
 from __future__ import annotations
 
@@ -6,10 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.api.deps import ADMIN_RESPONSES, AdminDep, SettingsDep, StoreDep, SyncDep
+from app.api.deps import ADMIN_RESPONSES, AdminDep, LiveDep, SettingsDep, StoreDep, SyncDep
 from app.api.sync import SyncBusyError
+from app.components import SetupError
+from app.store import StoreError, StoreUnavailableError
+from app.store.errors import NoSuchCollectionError
 from ingestion.catalog import CatalogError, products_file
 from ingestion.runs import indexer_health, list_runs
 from ingestion.sync import SyncOptions
@@ -53,6 +57,25 @@ class SyncBody(BaseModel):
     build_index: bool = Field(default=True, description="Build the HNSW index at the end.")
     batch_size: int | None = Field(default=None, ge=1, le=1024)
     workers: int | None = Field(default=None, ge=1, le=64)
+    new_collection: bool = Field(
+        default=False,
+        description="Build the collection of `model` beside the live one (for a model swap) "
+        "instead of syncing the live collection.",
+    )
+    model: str | None = Field(
+        default=None,
+        description="With new_collection: absolute path of the model bundle on the server.",
+    )
+
+    @model_validator(mode="after")
+    def _model_with_new_collection(self) -> SyncBody:
+        if self.new_collection and not self.model:
+            raise ValueError("new_collection needs model: the bundle to build the collection of")
+        if self.model and not self.new_collection:
+            raise ValueError("model is only for new_collection (the live one keeps its model)")
+        if self.new_collection and self.replace_model:
+            raise ValueError("new_collection keeps the live collection: no replace_model with it")
+        return self
 
 
 def _catalog_dir(given: str) -> Path:
@@ -82,12 +105,21 @@ def start_sync(body: SyncBody, jobs: SyncDep) -> dict[str, Any]:
     """Sync the store with a catalog in the background while searches go on; 409 while one
     runs. Poll ``GET /v1/admin/sync/{job}`` for progress and the summary."""
     catalog = _catalog_dir(body.catalog)
+    if body.model is not None:
+        bundle = Path(body.model)
+        if not bundle.is_absolute() or not bundle.is_dir():
+            raise HTTPException(
+                422,
+                detail=f"model must be the absolute path of a bundle folder, got {body.model!r}",
+            )
     options = SyncOptions(
         prune=body.prune,
         replace_model=body.replace_model,
         build_index=body.build_index,
         batch_size=body.batch_size,
         workers=body.workers,
+        new_collection=body.new_collection,
+        model=body.model,
     )
     try:
         job = jobs.start(catalog, options)
@@ -104,3 +136,67 @@ def sync_status(job: str, jobs: SyncDep) -> dict[str, Any]:
     if found is None:
         raise HTTPException(404, detail=f"no sync job {job!r} (the server keeps its last 50)")
     return found.to_json()
+
+
+# -- collections: one per model; a swap makes another one live ---------------------------------
+
+
+@router.get("/collections")
+def list_collections(live: LiveDep) -> dict[str, Any]:
+    """The store's collections, the live one first: model, points, when it was made."""
+    rows = live.list()
+    return {
+        "live": next((c.name for c in rows if c.live), None),
+        "collections": [c.to_json() for c in rows],
+    }
+
+
+class SwapBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    collection: str = Field(description="The collection to make live (see GET collections).")
+
+
+_REFUSED: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such collection."},
+    409: {
+        "description": "Refused: a sync is running; the collection is live, in use, empty, or "
+        "its model bundle cannot be found."
+    },
+}
+
+
+def _refused(exc: StoreError) -> HTTPException:
+    if isinstance(exc, NoSuchCollectionError):
+        return HTTPException(404, detail=str(exc))
+    if isinstance(exc, StoreUnavailableError):  # the server is down or slow: try again
+        return HTTPException(503, detail=str(exc), headers={"Retry-After": "5"})
+    # refused, or another process holds the collection (an embedded shard), or it is unreadable
+    return HTTPException(409, detail=str(exc))
+
+
+@router.post(
+    "/collections/swap",
+    responses={**_REFUSED, 503: {"description": "The store or the model cannot be read now."}},
+)
+def swap_collection(body: SwapBody, live: LiveDep) -> dict[str, Any]:
+    """Make another collection live, with its model: searches answered before the swap use
+    the old collection and model, those after it the new ones, and none fails meanwhile.
+    The old collection is kept (swap back to undo) until it is dropped."""
+    try:
+        gen, previous = live.swap(body.collection)
+    except StoreError as exc:
+        raise _refused(exc) from exc
+    except SetupError as exc:  # the collection's model bundle cannot be found or loaded
+        raise HTTPException(409, detail=str(exc)) from exc
+    return {"live": gen.collection, "model": gen.encoder.model_id, "previous": previous}
+
+
+@router.delete("/collections/{name}", responses=_REFUSED)
+def drop_collection(name: str, live: LiveDep) -> dict[str, Any]:
+    """Delete a collection that is not live (what a swap left behind)."""
+    try:
+        live.drop(name)
+    except StoreError as exc:
+        raise _refused(exc) from exc
+    return {"dropped": name}

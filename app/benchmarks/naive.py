@@ -8,6 +8,7 @@ fusion (the service's own pure functions), so its answers can be compared with t
 Only the engines and the runtime differ.
 
 Its setup (loading every point into Python) is timed apart and not counted in its latency.
+``compare`` alternates it with the server request by request, so the speed-up is paired.
 """
 
 from __future__ import annotations
@@ -16,10 +17,13 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import httpx
 import numpy as np
 
 from app.benchmarks import Progress
+from app.benchmarks.http_load import TIMEOUT_S, send
 from app.benchmarks.queries import BenchRequest
+from app.benchmarks.stats import latency_summary
 from app.benchmarks.synthetic import iter_points, payload_text
 from app.benchmarks.torch_encoder import TorchEncoder
 from app.profiles.model import DEFAULT_PROFILE
@@ -160,28 +164,42 @@ class NaiveStack:
         fused, _ = fuse_legs(lists, spec, profile.exact_match, judged)
         return [f.item for f in fused[:k]]
 
-    def run(self, requests: Sequence[BenchRequest]) -> tuple[list[float], dict[str, list[str]]]:
-        """Milliseconds per request (one client, in sequence) and each request's top ids."""
-        latencies: list[float] = []
-        top: dict[str, list[str]] = {}
-        for request in requests:
-            t = time.perf_counter()
-            top.setdefault(request.name, self.search(request))
-            latencies.append((time.perf_counter() - t) * 1000)
-        return latencies, top
-
     def close(self) -> None:
         self.client.close()
         self.embedder.close()
 
 
-def overlap(ours: dict[str, list[str]], theirs: dict[str, list[str]]) -> float | None:
-    """Mean share of the naive stack's top 10 that the server also returned, over shared names."""
-    shared = [name for name in ours if theirs.get(name)]
-    if not shared:
-        return None
-    shares = [len(set(ours[n]) & set(theirs[n])) / len(theirs[n]) for n in shared]
-    return round(float(np.mean(shares)), 3)
+def compare(stack: NaiveStack, url: str, requests: Sequence[BenchRequest]) -> dict[str, Any]:
+    """The same requests through the server (one client, over HTTP) and the naive stack, in
+    turn, request by request: load that drifts on a shared machine falls on both alike.
+
+    Returns both latency summaries, the p50 speed-up, and how much of the naive stack's top 10
+    the server also returned (1.0 = the same products)."""
+    ours: list[float] = []
+    naive: list[float] = []
+    shares: list[float] = []
+    with httpx.Client(timeout=TIMEOUT_S) as client:
+        send(client, url, requests[0])  # warm-up of both: first runs allocate
+        stack.search(requests[0])
+        for request in requests:
+            t = time.perf_counter()
+            response = send(client, url, request)
+            response.raise_for_status()
+            served = [str(r["product_id"]) for r in response.json()["results"]]
+            ours.append((time.perf_counter() - t) * 1000)
+            t = time.perf_counter()
+            theirs = stack.search(request)
+            naive.append((time.perf_counter() - t) * 1000)
+            if theirs:
+                shares.append(len(set(served) & set(theirs)) / len(theirs))
+    ours_s = latency_summary(ours, sum(ours) / 1000)
+    naive_s = latency_summary(naive, sum(naive) / 1000)
+    return {
+        "server": ours_s,
+        "naive": naive_s,
+        "speedup_p50": round(naive_s["p50_ms"] / ours_s["p50_ms"], 2),
+        "top10_overlap_with_server": round(float(np.mean(shares)), 3) if shares else None,
+    }
 
 
 def describe(stack: NaiveStack) -> dict[str, Any]:

@@ -211,9 +211,9 @@ def _fmt(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        return (
-            f"{value:g}" if abs(value) >= 100 else f"{value:.3g}" if value < 1 else f"{value:.1f}"
-        )
+        if abs(value) >= 100:
+            return f"{value:.0f}"
+        return f"{value:.3g}" if abs(value) < 1 else f"{value:.1f}"
     return str(value)
 
 
@@ -227,10 +227,14 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     return [*lines, ""]
 
 
-def _low(size: dict[str, Any], part: str, kind: str) -> Any:
-    legs = _get(size, *part.split("."), "legs") or {}
-    values = [leg[kind]["recall_at_10"] for leg in legs.values() if kind in leg]
+def _low(size: dict[str, Any], part: str, kind: str, key: str = "recall_at_10") -> Any:
+    legs = _get(size, part, "legs") or {}
+    values = [leg[kind][key] for leg in legs.values() if key in leg.get(kind, {})]
     return min(values) if values else None
+
+
+def _lows(size: dict[str, Any], part: str, key: str = "recall_at_10") -> str:
+    return _slash(_low(size, part, kind, key) for kind in ("unfiltered", "filtered"))
 
 
 def render_tables(results: Sequence[tuple[str, dict[str, Any]]]) -> str:
@@ -252,6 +256,12 @@ def render_tables(results: Sequence[tuple[str, dict[str, Any]]]) -> str:
                 _slash(_get(http, m, "8", "p95_ms") for m in MODES),
                 _slash(_get(http, m, "32", "qps") for m in MODES),
                 _fmt(_get(size, "server", "after", "peak_rss_mb")),
+                _slash(
+                    (
+                        (_get(size, "server", "load_average_at_start") or [None])[0],
+                        (_get(size, "server", "load_average_at_end") or [None])[0],
+                    )
+                ),
             ]
             http_rows.append(row)
             int8 = size.get("int8") or {}
@@ -260,19 +270,10 @@ def render_tables(results: Sequence[tuple[str, dict[str, Any]]]) -> str:
                     *where,
                     _fmt(_get(size, "store", "index_state")),
                     _fmt(_get(size, "store", "index_build_s")),
-                    _slash((_low(size, "recall", "unfiltered"), _low(size, "recall", "filtered"))),
-                    _slash(
-                        (
-                            _low(int8, "recall_rescored", "unfiltered"),
-                            _low(int8, "recall_rescored", "filtered"),
-                        )
-                    ),
-                    _slash(
-                        (
-                            _low(int8, "recall_codes_only", "unfiltered"),
-                            _low(int8, "recall_codes_only", "filtered"),
-                        )
-                    ),
+                    _lows(size, "recall"),
+                    _lows(size, "recall", "recall_at_10_of_100"),
+                    _lows(int8, "recall_rescored"),
+                    _lows(int8, "recall_codes_only"),
                     _slash(_get(int8, "http", m, "1", "p50_ms") for m in MODES),
                     _slash(
                         (
@@ -287,7 +288,8 @@ def render_tables(results: Sequence[tuple[str, dict[str, Any]]]) -> str:
             naive_rows.append(
                 [
                     *where,
-                    _slash(_get(modes, m, "p50_ms") for m in MODES)
+                    _slash(_get(modes, m, "server", "p50_ms") for m in MODES),
+                    _slash(_get(modes, m, "naive", "p50_ms") for m in MODES)
                     if modes
                     else f"not run: {str(naive.get('skipped', 'failed'))[:60]}",
                     _slash(_get(modes, m, "speedup_p50") for m in MODES),
@@ -326,11 +328,13 @@ def render_tables(results: Sequence[tuple[str, dict[str, Any]]]) -> str:
             "8 clients p95",
             "32 clients q/s",
             "server peak RSS MB",
+            "load avg start / end",
         ],
         http_rows,
     )
     lines += [
-        "ANN recall@10 against exact search (lowest leg; unfiltered / category-filtered).",
+        "ANN recall@10 against exact search: the lowest leg's mean, unfiltered / category-"
+        "filtered; 'of 100' = the top 10 of the 100 candidates a leg fetches.",
         "",
     ]
     lines += _table(
@@ -341,6 +345,7 @@ def render_tables(results: Sequence[tuple[str, dict[str, Any]]]) -> str:
             "index",
             "index build s",
             "recall float",
+            "recall float of 100",
             "recall int8 rescored",
             "recall int8 codes only",
             "int8 1 client p50 t / p / pt",
@@ -349,11 +354,20 @@ def render_tables(results: Sequence[tuple[str, dict[str, Any]]]) -> str:
         index_rows,
     )
     lines += [
-        "The naive stack (torch eager, rank-bm25, qdrant-client local mode, legs in turn).",
+        "The naive stack (torch eager, rank-bm25, qdrant-client local mode, legs in turn) and "
+        "the server, one client, alternating request by request.",
         "",
     ]
     lines += _table(
-        ["run", "size", "points", "naive p50 t / p / pt", "speed-up (p50)", "top-10 overlap"],
+        [
+            "run",
+            "size",
+            "points",
+            "server p50 t / p / pt",
+            "naive p50 t / p / pt",
+            "speed-up (p50)",
+            "top-10 overlap",
+        ],
         naive_rows,
     )
     lines += ["Encoder (ms per image, preprocessing included unless model-only) and ingest.", ""]

@@ -23,11 +23,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
+
 from app.benchmarks import Progress
 from app.benchmarks.ann_recall import category_filters, measure_recall, query_vectors
-from app.benchmarks.http_load import CellResult, run_cell
+from app.benchmarks.http_load import run_cell
 from app.benchmarks.ingest import bench_ingest
-from app.benchmarks.naive import NaiveStack, describe, overlap
+from app.benchmarks.naive import NaiveStack, compare, describe
 from app.benchmarks.queries import (
     MODES,
     BenchQueries,
@@ -39,13 +41,12 @@ from app.benchmarks.report import goals, machine_info
 from app.benchmarks.roofline import encoder_timings
 from app.benchmarks.server import serving
 from app.benchmarks.sized_store import SizedStore, ensure_sized_store
-from app.benchmarks.stats import latency_summary
 from app.benchmarks.synthetic import RealPoints, SyntheticCatalog, read_points
 from app.benchmarks.torch_encoder import TorchEncoder, TorchUnavailable, parity
 from app.embedding import Encoder, load_image
 from app.embedding.benchmark import image_latency, text_latency
 from app.settings import Settings
-from app.store import EdgeStore
+from app.store import EdgeStore, SearchFilter
 
 SCHEMA = 1
 T = TypeVar("T")
@@ -196,7 +197,6 @@ def run_bench(
     for label, points in options.sizes:
         size = _bench_size(run, label, points, real, synth, queries, qvecs, filters, naive[0])
         result["sizes"].append(size)
-        gc.collect()  # the naive stack of this size holds every point: free it before the next
     result["goals"] = goals(result)
     result["errors"] = run.errors
     result["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
@@ -244,14 +244,20 @@ def _serve(
     sized: SizedStore,
     queries: BenchQueries,
     clients: tuple[int, ...],
-) -> tuple[dict[str, Any], dict[str, CellResult]]:
-    """Start the server on ``sized``, load it cell by cell, stop it: (report, 1-client cells)."""
+    naive: NaiveStack | None = None,
+) -> dict[str, Any]:
+    """Start the server on ``sized``, load it cell by cell, compare it with ``naive`` (when
+    given) request by request, stop it."""
     options = run.options
     bundle = run.settings.model_dir
     report: dict[str, Any] = {}
-    single: dict[str, CellResult] = {}
     with serving(sized.data_dir, bundle, options.device) as server:
-        report["server"] = {"start_s": server.started_s, "idle": server.memory()}
+        report["server"] = {
+            "start_s": server.started_s,
+            "idle": server.memory(),
+            # Other work on the machine during these cells (their numbers are as quiet as this).
+            "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        }
         report["http"] = {}
         for mode in MODES:
             run_cell(server.url, queries.take(mode, 3), 1)  # warm-up, not counted
@@ -266,10 +272,17 @@ def _serve(
                     run.errors.append(
                         {"step": f"http {sized.data_dir.name} {mode} x{n}", "error": cell.errors[0]}
                     )
-                if n == 1:
-                    single[mode] = cell
+        if naive is not None:
+            stack = naive
+            report["naive"] = {**describe(stack), "modes": {}}
+            for mode in MODES:
+                requests = queries.take(mode, options.naive_requests)
+                run.progress(f"naive vs server: {mode}", 0, len(requests))
+                report["naive"]["modes"][mode] = compare(stack, server.url, requests)
+                run.progress(f"naive vs server: {mode}", len(requests), len(requests))
         report["server"]["after"] = server.memory()
-    return report, single
+        report["server"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    return report
 
 
 def _bench_size(
@@ -279,8 +292,8 @@ def _bench_size(
     real: RealPoints,
     synth: SyntheticCatalog,
     queries: BenchQueries,
-    qvecs: dict[str, Any],
-    filters: list[Any],
+    qvecs: dict[str, np.ndarray],
+    filters: list[SearchFilter],
     torch_encoder: TorchEncoder | None,
 ) -> dict[str, Any]:
     options = run.options
@@ -310,12 +323,8 @@ def _bench_size(
             return measure_recall(store, qvecs, filters, rescore)
 
     entry["recall"] = run.step(f"{label}: ANN recall", lambda: recall(sized, None))
-    served = run.step(f"{label}: server", lambda: _serve(run, sized, queries, options.clients))
-    single: dict[str, CellResult] = {}
-    if served is not None:
-        entry.update(served[0])
-        single = served[1]
 
+    naive: NaiveStack | None = None
     if torch_encoder is None:
         entry["naive"] = {"skipped": "no torch model for this bundle (see naive_encoder)"}
     elif total > options.naive_max_points:
@@ -325,9 +334,24 @@ def _bench_size(
             "rank-bm25 scores every document per term in Python)"
         }
     else:
-        entry["naive"] = run.step(
-            f"{label}: naive stack", lambda: _naive(run, sized, torch_encoder, queries, single)
+        encoder = torch_encoder
+
+        def load_naive() -> NaiveStack:
+            with closing(sized.open()) as store:  # read, closed again before the server opens it
+                return NaiveStack(store, encoder, run.progress)
+
+        naive = run.step(f"{label}: naive stack", load_naive)
+    try:
+        served = run.step(
+            f"{label}: server", lambda: _serve(run, sized, queries, options.clients, naive)
         )
+    finally:
+        if naive is not None:
+            naive.close()
+            del naive
+            gc.collect()  # it holds every point as Python objects: free them before going on
+    if served is not None:
+        entry.update(served)
 
     sized8 = run.step(f"{label}: int8 store", lambda: build("int8"))
     if sized8 is not None:
@@ -341,39 +365,6 @@ def _bench_size(
         if not options.quick:  # the same serving code as above: --quick spares the start
             served8 = run.step(f"{label}: int8 server", lambda: _serve(run, sized8, queries, (1,)))
             if served8 is not None:
-                int8.update(served8[0])
+                int8.update(served8)
         entry["int8"] = int8
     return entry
-
-
-def _naive(
-    run: Run,
-    sized: SizedStore,
-    torch_encoder: TorchEncoder,
-    queries: BenchQueries,
-    single: dict[str, CellResult],
-) -> dict[str, Any]:
-    with closing(sized.open()) as store:
-        stack = NaiveStack(store, torch_encoder, run.progress)
-    try:
-        out: dict[str, Any] = {**describe(stack), "modes": {}}
-        stack.run(queries.take("typed", 1))  # warm-up: the first torch run allocates
-        for mode in MODES:
-            requests = queries.take(mode, run.options.naive_requests)
-            t = time.perf_counter()
-            latencies, top = stack.run(requests)
-            summary = latency_summary(latencies, time.perf_counter() - t)
-            ours = single.get(mode)
-            ours_p50 = ours.summary()["p50_ms"] if ours is not None else None
-            out["modes"][mode] = {
-                **summary,
-                "speedup_p50": (
-                    round(summary["p50_ms"] / ours_p50, 2)
-                    if ours_p50 and summary["p50_ms"]
-                    else None
-                ),
-                "top10_overlap_with_server": overlap(ours.top, top) if ours is not None else None,
-            }
-        return out
-    finally:
-        stack.close()

@@ -95,8 +95,12 @@ def test_bench_quick_measures_every_part_without_errors(
     naive = size["naive"]
     assert naive["setup_s"] >= 0
     for mode in MODES:
-        assert _positive(naive["modes"][mode]["p50_ms"], naive["modes"][mode]["speedup_p50"])
-        assert 0 <= naive["modes"][mode]["top10_overlap_with_server"] <= 1
+        paired = naive["modes"][mode]
+        assert paired["naive"]["requests"] == paired["server"]["requests"] > 0
+        assert _positive(paired["naive"]["p50_ms"], paired["server"]["p50_ms"])
+        ratio = paired["naive"]["p50_ms"] / paired["server"]["p50_ms"]
+        assert abs(paired["speedup_p50"] - ratio) < 0.02
+        assert 0 <= paired["top10_overlap_with_server"] <= 1
     # Photos: same model, same exact vectors on both sides, so the same products come back.
     assert naive["modes"]["photo"]["top10_overlap_with_server"] > 0.7
 

@@ -74,16 +74,15 @@ class NaiveStack:
         self.doc_ids: list[str] = []
         self.doc_products: list[str] = []
         docs: list[list[str]] = []
-        created = False
+        self.vectors: tuple[str, ...] = ()  # the stored vectors' names, once the first batch came
         for ids, payloads, vectors in iter_points(store):
-            if not created:
+            if not self.vectors:
                 config = {
                     name: models.VectorParams(size=rows.shape[1], distance=models.Distance.COSINE)
                     for name, rows in vectors.items()
                 }
                 self.client.create_collection(COLLECTION, vectors_config=config)
                 self.vectors = tuple(vectors)
-                created = True
             self.client.upsert(
                 COLLECTION,
                 [

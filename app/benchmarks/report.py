@@ -165,6 +165,14 @@ def goals(result: dict[str, Any]) -> list[dict[str, Any]]:
                         None if peak is None else peak <= 4096,
                     )
                 )
+    if not any(int(s["points"]) >= 1_000_000 for s in sizes):
+        # Listed all the same, so a run without 1M does not read as if it had met them.
+        for mode in MODES:
+            limit = 2 * P50_GOAL_100K_MS[mode]
+            out.append(
+                _goal(f"1 client p50 ms, {MODE_NAMES[mode]}", "1m", None, f"<= {limit:g}", None)
+            )
+        out.append(_goal("server peak RSS MB", "1m", None, "<= 4096", None))
     if sizes:
         first = min(sizes, key=lambda s: int(s["points"]))
         for mode in MODES:
@@ -392,7 +400,7 @@ def render_tables(results: Sequence[tuple[str, dict[str, Any]]]) -> str:
             ["goal", "size", "measured", "target", "met"],
             [
                 [g["goal"], g["size"], _fmt(g["measured"]), g["target"], _met(g["met"])]
-                for g in latest.get("goals", [])
+                for g in goals(latest)  # from the numbers, so every run is judged alike
             ],
         )
     return "\n".join(lines).rstrip() + "\n"

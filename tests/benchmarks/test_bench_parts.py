@@ -206,6 +206,7 @@ def test_goals_say_met_not_met_or_not_measured() -> None:
     assert fast[("ingest images/s", "catalog")] is True
     # No naive stack and no 1M size in this run: those goals are not measured.
     assert fast[("speed-up over the naive stack (p50), typed", "100k")] is None
+    assert fast[("server peak RSS MB", "1m")] is None
     slow = {(g["goal"], g["size"]): g["met"] for g in goals(_result(40.0, 10.0, 0.9))}
     assert slow[("1 client p50 ms, typed", "100k")] is False
     assert slow[("ANN recall@10 (unfiltered, lowest leg)", "100k")] is False

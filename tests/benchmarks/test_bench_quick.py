@@ -128,3 +128,21 @@ def test_bench_quick_measures_every_part_without_errors(
     )
     assert table.returncode == 0, table.stderr
     assert "| 2026-01-01-ci-box | catalog | 50 |" in readme.read_text()
+
+
+def test_bench_without_query_files_says_what_to_give(tmp_path: Path, tiny_bundle: Path) -> None:
+    proc = subprocess.run(
+        [*snapshop_cmd(tmp_path / "data", tiny_bundle), "bench", "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "give --queries DIR" in proc.stderr
+    bad = subprocess.run(
+        [*snapshop_cmd(tmp_path / "data", tiny_bundle), "bench", "--sizes", "3k,lots"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode == 2 and "--sizes: size 'lots'" in bad.stderr

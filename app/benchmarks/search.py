@@ -13,8 +13,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import numpy as np
-
+from app.benchmarks.stats import latency_summary
 from app.search.query import SearchQuery
 from app.search.service import SearchService
 
@@ -27,17 +26,6 @@ def _load(service: SearchService, queries: Sequence[SearchQuery], concurrency: i
 
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         return list(pool.map(one, queries))
-
-
-def _summary(latencies: list[float], seconds: float) -> dict[str, float]:
-    arr = np.asarray(latencies)
-    return {
-        "requests": len(latencies),
-        "p50_ms": round(float(np.percentile(arr, 50)), 1),
-        "p95_ms": round(float(np.percentile(arr, 95)), 1),
-        "p99_ms": round(float(np.percentile(arr, 99)), 1),
-        "qps": round(len(latencies) / seconds, 1),
-    }
 
 
 def bench_search(
@@ -55,8 +43,8 @@ def bench_search(
             t = time.perf_counter()
             results[name] += _load(service, queries, concurrency)
             seconds[name] += time.perf_counter() - t
-    base = _summary(results["baseline"], seconds["baseline"])
-    mb = _summary(results["micro_batch"], seconds["micro_batch"])
+    base = latency_summary(results["baseline"], seconds["baseline"])
+    mb = latency_summary(results["micro_batch"], seconds["micro_batch"])
     return {
         "benchmark": "search",
         "concurrency": concurrency,

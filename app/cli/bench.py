@@ -1,4 +1,6 @@
-"""``snapshop bench``: ingest throughput and search latency, each with its baseline, as JSON."""
+"""``snapshop bench``: the whole benchmark (sizes, clients, naive stack, recall, memory) as one
+results file, the README table made from the results files, and the single ``ingest`` and
+``search`` benchmarks; each measurement with its baseline from the same run."""
 
 from __future__ import annotations
 
@@ -9,9 +11,126 @@ from typing import Annotated
 
 import typer
 
-from app.cli.common import friendly_errors, settings
+from app.cli.common import err, fail, friendly_errors, progress_bar, settings
 
-app = typer.Typer(no_args_is_help=True, help="Benchmarks (JSON out), each with a baseline.")
+app = typer.Typer(
+    invoke_without_command=True,
+    help="Benchmarks (JSON out), each with a baseline. Without a subcommand: the whole "
+    "benchmark (see --sizes).",
+)
+
+
+@app.callback()
+def bench_all(
+    ctx: typer.Context,
+    sizes: Annotated[
+        str,
+        typer.Option(
+            help="Store sizes in points, comma-separated (3k, 100k, 1m; 'catalog' = the data "
+            "dir's catalog as ingested). Sizes up to the catalog's own are the catalog itself; "
+            "larger ones add synthetic points shaped like it."
+        ),
+    ] = "3k,100k,1m",
+    device: Annotated[
+        str | None, typer.Option(help="cpu | cuda (default: the global --device, else cpu).")
+    ] = None,
+    quick: Annotated[
+        bool,
+        typer.Option(
+            "--quick", help="The catalog size only, 1 and 8 clients, few queries (CI: < 3 min)."
+        ),
+    ] = False,
+    json_out: Annotated[
+        Path | None,
+        typer.Option("--json", help="Results file (default bench/results/<date>-<machine>.json)."),
+    ] = None,
+    queries: Annotated[
+        Path | None,
+        typer.Option(help="Query files folder (default: dev_queries/ beside the last catalog)."),
+    ] = None,
+    catalog: Annotated[
+        Path | None,
+        typer.Option(help="Catalog for the ingest timing (default: the last one ingested)."),
+    ] = None,
+    machine: Annotated[
+        str | None, typer.Option(help="Machine name in the results (default <host>-<cpus>cpu).")
+    ] = None,
+    naive_max_points: Annotated[
+        int, typer.Option(min=0, help="Run the naive stack at sizes up to this many points.")
+    ] = 100_000,
+) -> None:
+    """The whole benchmark in one run; sized stores are cached under <data-dir>/bench/."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from rich.progress import TaskID
+
+    from app.benchmarks.queries import BenchSetupError
+    from app.benchmarks.report import machine_label, results_path
+    from app.benchmarks.run import BenchOptions, parse_sizes, run_bench
+    from app.evaluation.queries import QueryFileError
+
+    cfg = settings()
+    chosen = device or ("cpu" if cfg.device == "auto" else cfg.device)
+    if chosen not in ("cpu", "cuda"):
+        fail(f"--device takes cpu or cuda, not {chosen!r}")
+    try:
+        parsed = [("catalog", None)] if quick else parse_sizes(sizes)
+    except ValueError as exc:
+        fail(f"--sizes: {exc}")
+    options = BenchOptions(
+        sizes=tuple(parsed),
+        quick=quick,
+        device=chosen,
+        queries_dir=queries,
+        catalog_dir=catalog,
+        machine=machine,
+        naive_max_points=naive_max_points,
+    )
+    out = json_out or results_path(machine_label(machine))
+    cfg = cfg.model_copy(update={"device": chosen})
+    with friendly_errors(), progress_bar("note") as progress:
+        tasks: dict[str, TaskID] = {}
+
+        def advance(step: str, done: int, total: int) -> None:
+            if step not in tasks:
+                tasks[step] = progress.add_task(step, total=total, note="")
+            progress.update(tasks[step], completed=done, total=total)
+
+        def say(message: str) -> None:
+            progress.console.print(message, highlight=False)
+
+        try:
+            result = run_bench(cfg, options, advance, say)
+        except (BenchSetupError, QueryFileError) as exc:
+            fail(str(exc))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    err.print(f"results: {out} ({result['seconds']:.0f} s)")
+    if result["errors"]:
+        for error in result["errors"]:
+            err.print(f"[bold red]error:[/] {error['step']}: {error['error']}", highlight=False)
+        raise typer.Exit(1)
+
+
+@app.command("table")
+def bench_table_cmd(
+    results: Annotated[Path, typer.Argument(help="Folder of results files.")] = Path(
+        "bench/results"
+    ),
+    readme: Annotated[Path, typer.Option(help="README whose table part is rewritten.")] = Path(
+        "bench/README.md"
+    ),
+) -> None:
+    """Rewrite the generated tables in bench/README.md from every results file."""
+    from app.benchmarks.report import update_readme
+
+    if not results.is_dir():
+        fail(f"{results}: no such folder")
+    try:
+        update_readme(readme, results)
+    except ValueError as exc:
+        fail(str(exc))
+    err.print(f"updated {readme}")
 
 
 def _emit(result: object, out: Path | None) -> None:

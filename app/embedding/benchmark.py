@@ -1,17 +1,26 @@
-"""Measured encoder speed (used by ``model info`` and, later, ``snapshop bench``)."""
+"""Measured encoder speed (used by ``model info`` and ``snapshop bench``)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import numpy as np
 from PIL import Image
 
-from app.embedding.runtime import Encoder
+
+class ImageTextEncoder(Protocol):
+    """What the timings call: the ONNX ``Encoder``, or the benchmark's torch one."""
+
+    def encode_images_with_instance(
+        self, images: Sequence[Image.Image]
+    ) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
-def image_latency(encoder: Encoder, batch: int, repeats: int = 5) -> float:
+def image_latency(encoder: ImageTextEncoder, batch: int, repeats: int = 5) -> float:
     """Median milliseconds per image for ``batch`` images, preprocessing included.
 
     Synthetic noise images at the catalog's typical size (170 px) so that resizing costs what
@@ -22,10 +31,10 @@ def image_latency(encoder: Encoder, batch: int, repeats: int = 5) -> float:
         Image.fromarray(rng.integers(0, 256, (170, 128, 3), dtype=np.uint8)) for _ in range(batch)
     ]
     # Both outputs, as ingest asks for them (the instance vector's pooling included).
-    return _median_ms(lambda: encoder.encode_images_with_instance(images), repeats) / batch
+    return median_ms(lambda: encoder.encode_images_with_instance(images), repeats) / batch
 
 
-def _median_ms(run: Callable[[], object], repeats: int) -> float:
+def median_ms(run: Callable[[], object], repeats: int) -> float:
     """Median milliseconds of ``run`` after one warm-up call (the first run allocates)."""
     run()
     runs = []
@@ -47,7 +56,7 @@ QUERY_TEXTS = (
 )
 
 
-def text_latency(encoder: Encoder, batch: int, repeats: int = 5) -> float:
+def text_latency(encoder: ImageTextEncoder, batch: int, repeats: int = 5) -> float:
     """Median milliseconds per text for ``batch`` typical queries, tokenizing included."""
     texts = [QUERY_TEXTS[i % len(QUERY_TEXTS)] for i in range(batch)]
-    return _median_ms(lambda: encoder.encode_texts(texts), repeats) / batch
+    return median_ms(lambda: encoder.encode_texts(texts), repeats) / batch

@@ -5,6 +5,10 @@ Two named dense vectors, ``image`` and ``text`` (cosine, HNSW after ``build_inde
 vector ``bm25`` with the IDF modifier (document side term weights from qdrant-edge's own BM25
 embedder), and payload indexes on ``product_id``, ``category`` (all ancestors of the path) and
 numeric fields.
+
+A store may be created with ``quantization="int8"`` (``snapshop bench`` compares it): the dense
+vectors are then kept as scalar int8 codes in RAM, the float originals on disk (memory-mapped),
+and searches rescore the quantised candidates with the originals.
 """
 
 from __future__ import annotations
@@ -54,6 +58,11 @@ log = logging.getLogger(__name__)
 META_FILE = "snapshop.json"
 SHARD_DIR = "shard"
 
+QUANTIZATIONS = ("int8",)
+# Quantised candidates fetched per wanted hit before rescoring with the float originals: int8
+# codes reorder near-ties, and twice the candidates put the true top back in the list.
+RESCORE_OVERSAMPLING = 2.0
+
 
 class EdgeStore:
     """``VectorStore`` backed by one qdrant-edge shard (one process per directory)."""
@@ -61,10 +70,18 @@ class EdgeStore:
     backend = "qdrant-edge"
 
     def __init__(
-        self, root: Path, indexing_threshold_kb: int = DEFAULT_INDEXING_THRESHOLD_KB
+        self,
+        root: Path,
+        indexing_threshold_kb: int = DEFAULT_INDEXING_THRESHOLD_KB,
+        quantization: str | None = None,
     ) -> None:
+        if quantization is not None and quantization not in QUANTIZATIONS:
+            raise ValueError(f"quantization must be one of {', '.join(QUANTIZATIONS)} or None")
         self.root = root
         self._threshold_kb = indexing_threshold_kb
+        # Applies when this object creates the collection; an existing one keeps its own.
+        self._quantization = quantization
+        self._dense_params: qe.SearchParams | None = None
         self._shard_dir = root / SHARD_DIR
         self._meta_path = root / META_FILE
         self._meta: dict[str, Any] | None = None
@@ -110,19 +127,19 @@ class EdgeStore:
                 ) from exc
             raise StoreError(f"cannot open the store at {self.root}: {exc}") from exc
         self._bm25 = Bm25Terms(float(self._meta["bm25_avg_len"]))
+        if self._meta.get("quantization"):
+            # The engine's default for scalar codes is no rescoring: ask for it on every search.
+            rescore = qe.QuantizationSearchParams(rescore=True, oversampling=RESCORE_OVERSAMPLING)
+            self._dense_params = qe.SearchParams(quantization=rescore)
 
     def _config(self) -> qe.EdgeConfig:
         assert self._meta is not None
         dim = int(self._meta["dim"])
-        vectors = {
-            name: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)
-            for name in DENSE_VECTORS
-        }
+        sizes = dict.fromkeys(DENSE_VECTORS, dim)
         instance_dim = int(self._meta.get("instance_dim", 0))
         if instance_dim:
-            vectors[INSTANCE_VECTOR] = qe.EdgeVectorParams(
-                size=instance_dim, distance=qe.Distance.Cosine
-            )
+            sizes[INSTANCE_VECTOR] = instance_dim
+        vectors = {name: self._vector_params(size) for name, size in sizes.items()}
         return qe.EdgeConfig(
             vectors=vectors,
             sparse_vectors={BM25_VECTOR: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
@@ -130,6 +147,18 @@ class EdgeStore:
                 indexing_threshold=int(self._meta["indexing_threshold_kb"])
             ),
         )
+
+    def _vector_params(self, size: int) -> qe.EdgeVectorParams:
+        assert self._meta is not None
+        if self._meta.get("quantization") == "int8":
+            # Codes in RAM, float originals memory-mapped: only rescoring reads them.
+            codes = qe.ScalarQuantizationConfig(
+                type=qe.ScalarType.Int8, quantile=0.99, always_ram=True
+            )
+            return qe.EdgeVectorParams(
+                size=size, distance=qe.Distance.Cosine, on_disk=True, quantization_config=codes
+            )
+        return qe.EdgeVectorParams(size=size, distance=qe.Distance.Cosine)
 
     def _index(self, name: str, schema: qe.PayloadSchemaType) -> None:
         assert self._shard is not None
@@ -172,6 +201,8 @@ class EdgeStore:
             "created_at": now_iso(),
             "bundle": bundle,
         }
+        if self._quantization is not None:
+            self._meta["quantization"] = self._quantization
         with self._rw.writing():  # searches running now see "empty" before or the shard after
             self._open(create=True)
         # Written after the shard exists, so a crash in between leaves no meta pointing at nothing.
@@ -272,6 +303,38 @@ class EdgeStore:
             0
         ]
 
+    def search_dense_with(
+        self,
+        vector: np.ndarray,
+        limit: int,
+        flt: SearchFilter | None = None,
+        using: str = IMAGE_VECTOR,
+        *,
+        exact: bool = False,
+        rescore: bool | None = None,
+    ) -> list[Hit]:
+        """``search_dense`` (no payloads) with the engine's search knobs, for measuring the
+        index: ``exact`` scans every vector (the ground truth for ANN recall); ``rescore``
+        turns rescoring of quantised candidates on or off (None: the store's default)."""
+        shard = self._require()
+        if using not in self.dense_vectors():
+            raise ValueError(f"unknown dense vector {using!r}")
+        quantization = None
+        if rescore is not None:
+            oversampling = RESCORE_OVERSAMPLING if rescore else None
+            quantization = qe.QuantizationSearchParams(rescore=rescore, oversampling=oversampling)
+        elif self._dense_params is not None:
+            quantization = self._dense_params.quantization
+        req = qe.QueryRequest(
+            limit=limit,
+            query=qe.Query.Nearest(np.asarray(vector, dtype=np.float32).tolist(), using=using),
+            filter=engine_filter(flt),
+            params=qe.SearchParams(exact=exact, quantization=quantization),
+            with_payload=False,
+            with_vector=False,
+        )
+        return to_hits(shard.query(req))
+
     def search_bm25(
         self,
         text: str,
@@ -311,6 +374,8 @@ class EdgeStore:
             score_threshold=query.min_score,
             with_payload=selected if isinstance(selected, bool) else list(selected),
             with_vector=False,
+            # Rescoring of quantised candidates (None: not quantised, the engine's default).
+            params=self._dense_params if isinstance(query, DenseQuery) else None,
         )
 
     def retrieve(self, ids: Sequence[str]) -> list[Hit]:
@@ -397,6 +462,7 @@ class EdgeStore:
                 "instance_dim": int(meta.get("instance_dim", 0)),
                 "created_at": meta.get("created_at"),
                 "bundle": meta.get("bundle"),
+                "quantization": meta.get("quantization"),
                 "index": self.index_status().describe(),
             },
         )

@@ -1,5 +1,6 @@
 """The embedded qdrant-edge backend, exercised for real on small random vectors."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -249,3 +250,34 @@ def test_facet_counts_only_the_given_points(store: EdgeStore) -> None:
     assert dict(got) == dict(oracle)
     assert [n for _, n in got] == sorted((n for _, n in got), reverse=True)
     assert store.facet("category", []) == []
+
+
+def test_an_int8_store_keeps_codes_and_rescores_with_the_originals(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="quantization must be"):
+        EdgeStore(tmp_path / "bad", quantization="int4")
+    recs = _records(80)
+    s = EdgeStore(tmp_path / "q", indexing_threshold_kb=1, quantization="int8")
+    s.ensure_collection(DIM, "m")
+    s.upsert(recs)
+    assert s.build_index()
+    s.close()
+    again = EdgeStore(tmp_path / "q")  # the collection keeps its own setting
+    try:
+        assert again.info().extra["quantization"] == "int8"
+        config = json.loads((tmp_path / "q" / "shard" / "edge_config.json").read_text())
+        image = config["vectors"]["image"]
+        assert image["on_disk"] is True and image["quantization_config"]["scalar"]["type"] == "int8"
+        matrix = np.stack([r.image_vector for r in recs])
+        matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+        for rec in recs[:5]:
+            # Rescored with the float originals: a point's own vector scores 1.
+            hit = again.search_dense(rec.image_vector, 1)[0]
+            assert hit.id == rec.id and hit.score == pytest.approx(1.0, abs=1e-5)
+            # Exact search is the brute-force cosine order.
+            q = rec.image_vector / np.linalg.norm(rec.image_vector)
+            truth = [recs[i].id for i in np.argsort(-(matrix @ q))[:5]]
+            assert [h.id for h in again.search_dense_with(rec.image_vector, 5, exact=True)] == truth
+            codes_only = again.search_dense_with(rec.image_vector, 5, rescore=False)
+            assert len(codes_only) == 5 and not codes_only[0].payload
+    finally:
+        again.close()

@@ -1,0 +1,163 @@
+"""ANN recall@10: what the engine's index returns against exact search, per dense leg.
+
+``recall_at_10`` asks the index for 10 hits; ``recall_at_10_of_100`` takes the top 10 of the
+100 candidates a leg really fetches, which is what fusion sees. Both are compared with the
+exact top 10 (ties counted as found, see ``tie_aware_recall``); ``lowest`` is the worst query's.
+
+The queries are the benchmark's own, embedded as the service embeds them (photo views and
+all), so each leg is measured with the vectors it really searches with: typed queries against
+the image and text vectors, photos against the image, text and instance vectors. Each query
+runs unfiltered and with a category filter drawn from the catalog's category mix (a random
+point's path, cut at a random depth), since filtered HNSW search is where recall usually drops.
+A quantised store is measured with rescoring on and off; ``top1_score_gap_max`` (how far a
+top hit's score is from its float score) shows whether int8 codes were searched at all.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from app.benchmarks.queries import PHOTO, TYPED, BenchQueries
+from app.profiles.model import DEFAULT_PROFILE
+from app.search.encode import QueryEmbedder, QueryEncoder
+from app.search.leg_names import (
+    IMAGE_INSTANCE,
+    IMAGE_TO_IMAGE,
+    IMAGE_TO_TEXT,
+    TEXT_TO_IMAGE,
+    TEXT_TO_TEXT,
+)
+from app.store import (
+    IMAGE_VECTOR,
+    INSTANCE_VECTOR,
+    TEXT_VECTOR,
+    EdgeStore,
+    Hit,
+    SearchFilter,
+)
+
+K = 10
+# What the legs fetch per query (the default profile's candidates): the engine searches at
+# least that wide, and an int8 store rescores twice that many, so the top 10 may differ.
+SERVED_LIMIT = DEFAULT_PROFILE.candidates
+TIE = 1e-6  # scores this close are the same point twice, not a better and a worse one
+# leg -> (which query vector, which stored vector)
+LEG_VECTORS = {
+    TEXT_TO_IMAGE: ("text", IMAGE_VECTOR),
+    TEXT_TO_TEXT: ("text", TEXT_VECTOR),
+    IMAGE_TO_IMAGE: ("image", IMAGE_VECTOR),
+    IMAGE_TO_TEXT: ("image", TEXT_VECTOR),
+    IMAGE_INSTANCE: ("instance", INSTANCE_VECTOR),
+}
+
+
+def query_vectors(encoder: QueryEncoder, queries: BenchQueries, n: int) -> dict[str, np.ndarray]:
+    """Up to ``n`` distinct typed queries and photos as the service embeds them."""
+    embedder = QueryEmbedder(encoder)
+    try:
+        text = [embedder.text(r.text or "", {}) for r in queries.requests[TYPED][:n]]
+        photos = [
+            embedder.photo(r.image, None, {})
+            for r in queries.requests[PHOTO][:n]
+            if r.image is not None
+        ]
+    finally:
+        embedder.close()
+    out = {"text": np.stack(text), "image": np.stack([p.image for p in photos])}
+    instances = [p.instance for p in photos if p.instance is not None]
+    if instances:
+        out["instance"] = np.stack(instances)
+    return out
+
+
+def category_filters(
+    payloads: Sequence[dict[str, Any]], n: int, seed: int = 0
+) -> list[SearchFilter]:
+    """``n`` category filters in the catalog's mix: a random point's path at a random depth."""
+    rng = random.Random(seed)
+    paths = [list(p.get("category") or []) for p in payloads]
+    paths = [p for p in paths if p]
+    if not paths:
+        return []
+    return [SearchFilter(category=rng.choice(rng.choice(paths))) for _ in range(n)]
+
+
+def _ms(t: float) -> float:
+    return (time.perf_counter() - t) * 1000
+
+
+def tie_aware_recall(exact: Sequence[Hit], got: Sequence[Hit], exact_scores: bool) -> float:
+    """Share of the exact top ``K`` that ``got`` holds. Points with the same vector (a catalog
+    photo used twice, one text for two products) tie: where ``got``'s scores are the float
+    ones, a hit scoring at least the exact 10th counts too, whichever of the tied it is."""
+    truth = {h.id for h in exact}
+    kth = exact[-1].score - TIE
+    right = sum(1 for h in got if h.id in truth or (exact_scores and h.score >= kth))
+    return min(right, len(truth)) / len(truth)
+
+
+def measure_recall(
+    store: EdgeStore,
+    vectors: dict[str, np.ndarray],
+    filters: Sequence[SearchFilter],
+    rescore: bool | None = None,
+) -> dict[str, Any]:
+    """Per leg, unfiltered and filtered: mean and lowest recall@10, and each search's ms."""
+    total = store.count()
+    legs: dict[str, Any] = {}
+    worst = 1.0
+    # How far the scores without rescoring are from the float ones: 0 means the engine has no
+    # int8 codes to search (segments below the indexing threshold keep only the originals).
+    gap = 0.0
+    for leg, (kind, using) in LEG_VECTORS.items():
+        if kind not in vectors or using not in store.dense_vectors():
+            continue
+        legs[leg] = {}
+        for filtered in (False, True):
+            if filtered and not filters:
+                continue
+            recalls: list[float] = []
+            served: list[float] = []
+            ann_ms: list[float] = []
+            exact_ms: list[float] = []
+            for i, vec in enumerate(vectors[kind]):
+                flt = filters[i % len(filters)] if filtered else None
+                t = time.perf_counter()
+                exact = store.search_dense_with(vec, K, flt, using, exact=True)
+                exact_ms.append(_ms(t))
+                t = time.perf_counter()
+                got = store.search_dense_with(vec, K, flt, using, rescore=rescore)
+                ann_ms.append(_ms(t))
+                wide = store.search_dense_with(vec, SERVED_LIMIT, flt, using, rescore=rescore)
+                if exact:
+                    recalls.append(tie_aware_recall(exact, got, exact_scores=rescore is not False))
+                    served.append(
+                        tie_aware_recall(exact, wide[:K], exact_scores=rescore is not False)
+                    )
+                if exact and got and got[0].id == exact[0].id:
+                    gap = max(gap, abs(got[0].score - exact[0].score))
+            if not recalls:
+                continue
+            worst = min(worst, float(np.mean(recalls)))
+            legs[leg]["filtered" if filtered else "unfiltered"] = {
+                "queries": len(recalls),
+                "recall_at_10": round(float(np.mean(recalls)), 4),
+                "lowest": round(float(np.min(recalls)), 4),
+                f"recall_at_10_of_{SERVED_LIMIT}": round(float(np.mean(served)), 4),
+                "ann_ms_p50": round(float(np.median(ann_ms)), 3),
+                "exact_ms_p50": round(float(np.median(exact_ms)), 3),
+            }
+    shares = [store.count(f) / total for f in filters] if total else []
+    return {
+        "k": K,
+        "rescore": rescore,
+        "min_recall_at_10": round(worst, 4),
+        "top1_score_gap_max": round(gap, 6),
+        "filter_share_median": round(float(np.median(shares)), 4) if shares else None,
+        "legs": legs,
+    }

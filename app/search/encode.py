@@ -40,8 +40,8 @@ class QueryEncoder(Protocol):
 # taken, and its centre crop with the contrast stretched per channel. A shopper centres the
 # product, so the crop drops surroundings (a table, a shelf, a hand) the catalog shot never has;
 # the stretch undoes much of a phone's exposure and colour cast, which the catalog's studio shots
-# (white ground, full range) hardly change under. Measured on the dev sets (instance vector,
-# recipe 5): snapshots R@1 0.875 with the photo and two plain crops -> 0.900, held-out shelf
+# (white ground, full range) hardly change under. Measured on the dev sets (whitened instance
+# vector): snapshots R@1 0.875 with the photo and two plain crops -> 0.900, held-out shelf
 # photos R@10 0.938 either way; one model run at batch 2 instead of 3.
 QUERY_CROP = 0.8
 # Per cent of the darkest and brightest pixels clipped before stretching: a few specular

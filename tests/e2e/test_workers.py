@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -81,6 +82,11 @@ def test_two_workers_answer_and_one_scrape_sums_them(tmp_path: Path) -> None:
             for t in threads:
                 t.join(timeout=30)
             sent += len(threads)
+        # A worker counts a request as its response goes out, so the client can read the
+        # files a moment before the last counts land: wait for them (bounded).
+        deadline = time.monotonic() + 10
+        while _healthz_count(url) - before < sent and time.monotonic() < deadline:
+            time.sleep(0.05)
         per_worker = _per_worker(metrics)
         assert len([v for v in per_worker.values() if v]) == 2, per_worker
         # Whichever worker answers the scrape, it counts every worker's requests.

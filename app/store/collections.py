@@ -62,6 +62,26 @@ class CollectionInfo:
     bundle: str | None  # the model bundle it was built with, when recorded
     error: str | None = None
 
+    @classmethod
+    def of(
+        cls,
+        name: str,
+        live: str | None,
+        meta: Mapping[str, Any],
+        points: int | None,
+        error: str | None = None,
+    ) -> CollectionInfo:
+        """The collection ``name`` from its stored metadata (``live``: the live one's name)."""
+        return cls(
+            name=name,
+            live=name == live,
+            model_id=meta.get("model_id"),
+            points=points,
+            created_at=meta.get("created_at"),
+            bundle=meta.get("bundle"),
+            error=error,
+        )
+
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,

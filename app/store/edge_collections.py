@@ -111,17 +111,7 @@ class EdgeCollections:
                     points = 0
             except StoreError as exc:
                 error = str(exc)
-            out.append(
-                CollectionInfo(
-                    name=name,
-                    live=name == live,
-                    model_id=meta.get("model_id"),
-                    points=points,
-                    created_at=meta.get("created_at"),
-                    bundle=meta.get("bundle"),
-                    error=error,
-                )
-            )
+            out.append(CollectionInfo.of(name, live, meta, points, error))
         return out
 
     def swap(self, name: str) -> str:

@@ -86,16 +86,7 @@ class ServerCollections:
                 continue  # not snapshop's: a name that merely starts alike
             with self._calls("be counted"):
                 points = int(self._client.count(name, exact=True).count)
-            out.append(
-                CollectionInfo(
-                    name=name,
-                    live=name == live,
-                    model_id=meta.get("model_id"),
-                    points=points,
-                    created_at=meta.get("created_at"),
-                    bundle=meta.get("bundle"),
-                )
-            )
+            out.append(CollectionInfo.of(name, live, meta, points))
         return out
 
     def swap(self, name: str) -> str | None:

@@ -58,6 +58,7 @@ def _server_options(settings: Settings, collection: str | None = None) -> Server
         on_disk_payload=settings.qdrant_on_disk_payload,
         scalar_quantization=settings.qdrant_scalar_quantization,
         indexing_threshold_kb=settings.index_threshold_kb,
+        hnsw=settings.hnsw,
     )
 
 
@@ -111,7 +112,12 @@ def open_collections(settings: Settings) -> StoreCollections:
         return ServerCollections(client, _server_options(settings), where, local=local)
     from app.store.edge_collections import EdgeCollections
 
-    return EdgeCollections(settings.store_dir, indexing_threshold_kb=settings.index_threshold_kb)
+    return EdgeCollections(
+        settings.store_dir,
+        indexing_threshold_kb=settings.index_threshold_kb,
+        hnsw=settings.hnsw,
+        quantization="int8" if settings.qdrant_scalar_quantization else None,
+    )
 
 
 class Models:

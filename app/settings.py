@@ -9,6 +9,8 @@ from limits import parse_many
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.store.base import HnswOptions
+
 # Values copied from examples and docs; a production deployment must not run with one of them.
 PLACEHOLDER_ADMIN_KEYS = frozenset(
     {"change-me", "changeme", "changethis", "admin", "secret", "password", "snapshop", "test"}
@@ -91,6 +93,25 @@ class Settings(BaseSettings):
         ge=1,
         description="Collections with fewer KB of vectors than this are searched exactly.",
     )
+    hnsw_m: int = Field(
+        default=HnswOptions.m,
+        ge=4,
+        le=128,
+        description="HNSW links per node of a new collection (an existing one keeps its own).",
+    )
+    hnsw_ef_construct: int = Field(
+        default=HnswOptions.ef_construct,
+        ge=4,
+        le=4_096,
+        description="HNSW build beam of a new collection: a better graph, a slower build.",
+    )
+    hnsw_ef: int = Field(
+        default=HnswOptions.ef,
+        ge=1,
+        le=4_096,
+        description="HNSW search beam of every dense search: recall against latency "
+        "(bench/README.md has the curve).",
+    )
     qdrant_url: str | None = Field(
         default=None,
         description="A Qdrant server or cluster (http(s)://host:6333): the store is a collection "
@@ -130,7 +151,8 @@ class Settings(BaseSettings):
     qdrant_scalar_quantization: bool = Field(
         default=False,
         description="int8 copies of the dense vectors in RAM (4x smaller); hits are rescored "
-        "with the full vectors.",
+        "with the full vectors. For the embedded store too (the originals then stay on disk, "
+        "memory-mapped); applies to collections created from then on.",
     )
     swap_poll_s: float = Field(
         default=2.0,
@@ -199,6 +221,10 @@ class Settings(BaseSettings):
                 f"search_rate_limit {value!r} is not a rate such as '10/second;300/minute'"
             ) from exc
         return value
+
+    @property
+    def hnsw(self) -> HnswOptions:
+        return HnswOptions(m=self.hnsw_m, ef_construct=self.hnsw_ef_construct, ef=self.hnsw_ef)
 
     @property
     def store_dir(self) -> Path:

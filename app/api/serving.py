@@ -260,6 +260,8 @@ class Live:
             store.close()
             raise
         service.observe(self.metrics)
+        # Warmed beside serving: a search arriving first waits for the same load.
+        threading.Thread(target=store.warm, name="store-warm", daemon=True).start()
         return Generation(name, encoder, bundle, store, service, ModelProbe(encoder))
 
     def _install(self, gen: Generation) -> None:

@@ -9,21 +9,25 @@ all), so each leg is measured with the vectors it really searches with: typed qu
 the image and text vectors, photos against the image, text and instance vectors. Each query
 runs unfiltered and with a category filter drawn from the catalog's category mix (a random
 point's path, cut at a random depth), since filtered HNSW search is where recall usually drops.
-A quantised store is measured with rescoring on and off; ``top1_score_gap_max`` (how far a
-top hit's score is from its float score) shows whether int8 codes were searched at all.
+``recall_curve`` repeats the float store's measurement at several search beams (``ef``): the
+curve the default beam was chosen from. A quantised store is measured with rescoring on and
+off; ``top1_score_gap_max`` (how far a top hit's score is from its float score) shows whether
+int8 codes were searched at all.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import closing
 from typing import Any
 
 import numpy as np
 
 from app.benchmarks.queries import PHOTO, TYPED, BenchQueries
 from app.profiles.model import DEFAULT_PROFILE
+from app.search import legs as leg_searches
 from app.search.encode import QueryEmbedder, QueryEncoder
 from app.search.leg_names import (
     IMAGE_INSTANCE,
@@ -53,6 +57,13 @@ LEG_VECTORS = {
     IMAGE_TO_IMAGE: ("image", IMAGE_VECTOR),
     IMAGE_TO_TEXT: ("image", TEXT_VECTOR),
     IMAGE_INSTANCE: ("instance", INSTANCE_VECTOR),
+}
+SERVED: dict[str, Callable[..., list[Hit]]] = {
+    TEXT_TO_IMAGE: leg_searches.text_to_image,
+    TEXT_TO_TEXT: leg_searches.text_to_text,
+    IMAGE_TO_IMAGE: leg_searches.image_to_image,
+    IMAGE_TO_TEXT: leg_searches.image_to_text,
+    IMAGE_INSTANCE: leg_searches.image_instance,
 }
 
 
@@ -133,7 +144,10 @@ def measure_recall(
                 t = time.perf_counter()
                 got = store.search_dense_with(vec, K, flt, using, rescore=rescore)
                 ann_ms.append(_ms(t))
-                wide = store.search_dense_with(vec, SERVED_LIMIT, flt, using, rescore=rescore)
+                if rescore is False:  # codes only: no leg searches like that
+                    wide = store.search_dense_with(vec, SERVED_LIMIT, flt, using, rescore=False)
+                else:
+                    wide = SERVED[leg](store, vec, SERVED_LIMIT, flt)
                 if exact:
                     recalls.append(tie_aware_recall(exact, got, exact_scores=rescore is not False))
                     served.append(
@@ -161,3 +175,48 @@ def measure_recall(
         "filter_share_median": round(float(np.median(shares)), 4) if shares else None,
         "legs": legs,
     }
+
+
+# Search beams of the recall curve: below, at and above the default (HnswOptions.ef).
+CURVE_EFS = (64, 128, 256, 512, 1024)
+
+
+def recall_curve(
+    open_at: Callable[[int], EdgeStore],
+    vectors: dict[str, np.ndarray],
+    filters: Sequence[SearchFilter],
+    efs: Sequence[int] = CURVE_EFS,
+) -> dict[str, Any]:
+    """Per search beam (``open_at(ef)`` opens the store searching with it): the worst leg's mean
+    recall@10 of what the leg, as served, fetches (unfiltered or filtered), the worst single
+    query's, and the median ms of one leg."""
+    cases: list[tuple[str, str, np.ndarray, SearchFilter | None, list[Hit]]] = []
+    out: dict[str, Any] = {}
+    for ef in efs:
+        with closing(open_at(ef)) as store:
+            if not cases:
+                for leg, (kind, using) in LEG_VECTORS.items():
+                    if kind not in vectors or using not in store.dense_vectors():
+                        continue
+                    for filtered in (False, True):
+                        if filtered and not filters:
+                            continue
+                        for i, vec in enumerate(vectors[kind]):
+                            flt = filters[i % len(filters)] if filtered else None
+                            exact = store.search_dense_with(vec, K, flt, using, exact=True)
+                            if exact:
+                                cases.append((leg, f"{leg}/{filtered}", vec, flt, exact))
+            groups: dict[str, list[float]] = {}
+            ms: list[float] = []
+            for leg, group, vec, flt, exact in cases:
+                t = time.perf_counter()
+                got = SERVED[leg](store, vec, SERVED_LIMIT, flt)
+                ms.append(_ms(t))
+                groups.setdefault(group, []).append(tie_aware_recall(exact, got[:K], True))
+        means = [float(np.mean(r)) for r in groups.values()]
+        out[str(ef)] = {
+            "min_recall_at_10": round(min(means), 4) if means else None,
+            "lowest_query": round(min(min(r) for r in groups.values()), 2) if groups else None,
+            "ms_p50": round(float(np.median(ms)), 3) if ms else None,
+        }
+    return out

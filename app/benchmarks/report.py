@@ -137,22 +137,20 @@ def goals(result: dict[str, Any]) -> list[dict[str, Any]]:
                     None if speedup is None else speedup >= 5,
                 )
             )
-        for kind in ("unfiltered", "filtered"):
-            values = [
-                leg[kind]["recall_at_10"]
-                for leg in (_get(size, "recall", "legs") or {}).values()
-                if kind in leg
-            ]
-            low = min(values) if values else None
-            out.append(
-                _goal(
-                    f"ANN recall@10 ({kind}, lowest leg)",
-                    label,
-                    low,
-                    ">= 0.99",
-                    None if low is None else low >= 0.99,
+        # The index alone (10 hits asked for), and the legs as the service runs them (the top
+        # 10 of their 100 candidates; the cross-modal legs search more than once).
+        for key, how in (("recall_at_10", "index"), ("recall_at_10_of_100", "legs as served")):
+            for kind in ("unfiltered", "filtered"):
+                low = _low(size, "recall", kind, key)
+                out.append(
+                    _goal(
+                        f"ANN recall@10 ({kind}, lowest leg, {how})",
+                        label,
+                        low,
+                        ">= 0.99",
+                        None if low is None else low >= 0.99,
+                    )
                 )
-            )
         if points >= 1_000_000:
             for variant, part in (("float", size), ("int8", size.get("int8") or {})):
                 peak = _get(part, "server", "after", "peak_rss_mb")
@@ -205,14 +203,16 @@ def goals(result: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def load_results(folder: Path) -> list[tuple[str, dict[str, Any]]]:
-    """Every results file in ``folder`` as (name, JSON), oldest first (names start with dates)."""
+    """Every results file in ``folder`` as (name, JSON), oldest first: by the time each run
+    started (``started_at``), since two runs of one day and machine differ in name only after
+    the date."""
     out = []
     for path in sorted(folder.glob("*.json")):
         try:
             out.append((path.stem, json.loads(path.read_text())))
         except (OSError, ValueError) as exc:
             raise ValueError(f"{path}: not a results file ({exc})") from exc
-    return out
+    return sorted(out, key=lambda named: str(named[1].get("started_at", "")))
 
 
 def _fmt(value: Any) -> str:
@@ -378,6 +378,30 @@ def render_tables(results: Sequence[tuple[str, dict[str, Any]]]) -> str:
         ],
         naive_rows,
     )
+    curve_rows = [
+        [
+            name,
+            str(size.get("label")),
+            ef,
+            _fmt(point.get("min_recall_at_10")),
+            _fmt(point.get("lowest_query")),
+            _fmt(point.get("ms_p50")),
+        ]
+        for name, result in results
+        for size in result.get("sizes", [])
+        for ef, point in (size.get("recall_by_ef") or {}).items()
+    ]
+    if curve_rows:
+        lines += [
+            "Recall by search beam (`SNAPSHOP_HNSW_EF`): each leg searched as served, the lowest "
+            "leg's mean recall@10 (unfiltered or filtered), the worst single query, and one "
+            "leg's median ms.",
+            "",
+        ]
+        lines += _table(
+            ["run", "size", "ef", "lowest leg recall@10", "worst query", "leg ms p50"],
+            curve_rows,
+        )
     lines += ["Encoder (ms per image, preprocessing included unless model-only) and ingest.", ""]
     lines += _table(
         [

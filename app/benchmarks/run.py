@@ -26,7 +26,12 @@ from typing import Any, TypeVar
 import numpy as np
 
 from app.benchmarks import Progress
-from app.benchmarks.ann_recall import category_filters, measure_recall, query_vectors
+from app.benchmarks.ann_recall import (
+    category_filters,
+    measure_recall,
+    query_vectors,
+    recall_curve,
+)
 from app.benchmarks.http_load import run_cell
 from app.benchmarks.ingest import bench_ingest
 from app.benchmarks.naive import NaiveStack, compare, describe
@@ -310,6 +315,7 @@ def _bench_size(
             total,
             quantization=quantization,
             threshold_kb=run.settings.index_threshold_kb,
+            hnsw=run.settings.hnsw,
             progress=run.progress,
         )
 
@@ -323,6 +329,11 @@ def _bench_size(
             return measure_recall(store, qvecs, filters, rescore)
 
     entry["recall"] = run.step(f"{label}: ANN recall", lambda: recall(sized, None))
+
+    entry["recall_by_ef"] = run.step(
+        f"{label}: recall by search beam",
+        lambda: recall_curve(lambda ef: sized.open(ef), qvecs, filters),
+    )
 
     naive: NaiveStack | None = None
     if torch_encoder is None:

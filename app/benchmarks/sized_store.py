@@ -13,7 +13,7 @@ import hashlib
 import json
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,14 @@ from typing import Any
 from app.benchmarks import Progress
 from app.benchmarks.synthetic import SYNTH_VERSION, RealPoints, SyntheticCatalog
 from app.files import write_text_atomic
-from app.store import IMAGE_VECTOR, INSTANCE_VECTOR, TEXT_VECTOR, EdgeStore, PointRecord
+from app.store import (
+    IMAGE_VECTOR,
+    INSTANCE_VECTOR,
+    TEXT_VECTOR,
+    EdgeStore,
+    HnswOptions,
+    PointRecord,
+)
 
 BUILD_FILE = "build.json"
 STORE_DIR = "qdrant"  # as in a data dir (``Settings.store_dir``), so the server finds it
@@ -36,13 +43,16 @@ class SizedStore:
     synthetic: int
     quantization: str | None
     build: dict[str, Any]  # seconds, index state, disk size...; ``reused`` when cached
+    hnsw: HnswOptions  # the graph it was built with, and the beam its searches use
 
     @property
     def store_dir(self) -> Path:
         return self.data_dir / STORE_DIR
 
-    def open(self) -> EdgeStore:
-        return EdgeStore(self.store_dir)
+    def open(self, ef: int | None = None) -> EdgeStore:
+        """The store, searching with the search beam ``ef`` (default: the configured one)."""
+        hnsw = self.hnsw if ef is None else replace(self.hnsw, ef=ef)
+        return EdgeStore(self.store_dir, hnsw=hnsw)
 
 
 def disk_mb(path: Path) -> float:
@@ -74,6 +84,7 @@ def ensure_sized_store(
     *,
     quantization: str | None = None,
     threshold_kb: int,
+    hnsw: HnswOptions,
     progress: Progress,
 ) -> SizedStore:
     """The store of ``total`` points (at least the real ones) under ``cache``, built or reused."""
@@ -86,19 +97,20 @@ def ensure_sized_store(
         "synthetic": {"version": SYNTH_VERSION, "seed": synth.seed},
         "quantization": quantization,
         "indexing_threshold_kb": threshold_kb,
+        "hnsw": {"m": hnsw.m, "ef_construct": hnsw.ef_construct},
     }
     key = _key(inputs)
     found = _reused(folder, key)
     if found is not None:
         return SizedStore(
-            label, folder, total, synthetic, quantization, {**found["build"], "reused": True}
+            label, folder, total, synthetic, quantization, {**found["build"], "reused": True}, hnsw
         )
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     step = f"store {folder.name}"
     started = time.perf_counter()
     store = EdgeStore(
-        folder / STORE_DIR, indexing_threshold_kb=threshold_kb, quantization=quantization
+        folder / STORE_DIR, indexing_threshold_kb=threshold_kb, quantization=quantization, hnsw=hnsw
     )
     try:
         texts = real.texts
@@ -151,4 +163,6 @@ def ensure_sized_store(
     write_text_atomic(
         folder / BUILD_FILE, json.dumps({"key": key, "inputs": inputs, "build": build})
     )
-    return SizedStore(label, folder, total, synthetic, quantization, {**build, "reused": False})
+    return SizedStore(
+        label, folder, total, synthetic, quantization, {**build, "reused": False}, hnsw
+    )

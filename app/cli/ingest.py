@@ -221,6 +221,12 @@ def status() -> None:
         f"collection {live}"
     )
     print(f"index:     {index.describe()}")
+    graph = info.extra.get("hnsw")
+    if graph:
+        print(
+            f"hnsw:      m {graph['m']}, ef_construct {graph['ef_construct']} (the collection's), "
+            f"search beam {graph['ef']}"
+        )
     print_collections(rows, indent="           ", title="collections:")
     runs = list_runs(cfg.runs_dir, limit=5)
     if not runs:

@@ -1,10 +1,12 @@
 """Micro-batching: concurrent queries share one model run instead of queueing for the model.
 
-Each caller hands over one input and blocks; a worker thread takes whatever has arrived within
-``window_ms`` of the first input (up to ``max_batch``), runs the model once on all of them and
-hands each caller its row. With one query at a time this adds at most ``window_ms``; under load
-it replaces N runs of batch 1 with fewer, larger runs. Whether that lowers p95 depends on the
-hardware, so it is measured (``snapshop bench search``) and switched by a setting.
+Each caller hands over one input and blocks; a worker thread takes the first input and
+everything already queued behind it (up to ``max_batch``), runs the model once on all of them
+and hands each caller its row. Inputs that arrive during a run form the next batch, so batches
+grow with the load and a lone query waits for nobody ("natural" batching, as Triton's dynamic
+batcher does with no queue delay). ``window_ms`` > 0 also waits that long after the first input
+for more to arrive. One worker per model also means one model run at a time: concurrent
+queries no longer split the cores between several runs of batch 1.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ class MicroBatcher(Generic[T]):
         self,
         run: Callable[[Sequence[T]], np.ndarray],
         max_batch: int = 16,
-        window_ms: float = 2.0,
+        window_ms: float = 0.0,
         name: str = "micro-batcher",
     ) -> None:
         self._run = run
@@ -55,14 +57,18 @@ class MicroBatcher(Generic[T]):
             batch = [first]
             deadline = time.perf_counter() + self._window
             while len(batch) < self._max_batch:
-                remaining = deadline - time.perf_counter()
                 try:
-                    nxt = self._queue.get(timeout=max(remaining, 0)) if remaining > 0 else None
+                    nxt = self._queue.get_nowait()  # what is queued already joins the run
                 except queue.Empty:
-                    break
+                    remaining = deadline - time.perf_counter()
+                    if remaining <= 0:
+                        break
+                    try:
+                        nxt = self._queue.get(timeout=remaining)
+                    except queue.Empty:
+                        break
                 if nxt is None:
-                    if remaining > 0:
-                        self._queue.put(None)  # closing: finish this batch first
+                    self._queue.put(None)  # closing: finish this batch first
                     break
                 batch.append(nxt)
             self.batches += 1

@@ -7,7 +7,7 @@ caller sees: the product's payload, which of its photos matched, per-leg ranks, 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from app.profiles.model import FusionSpec
 from app.search.images import image_urls
@@ -31,8 +31,12 @@ def fuse_page(
     exact_match: float | None = None,
     whole_photo: Mapping[str, Sequence[Hit]] | None = None,
     window: list[Hit] | None = None,
+    page_payloads: Callable[[Sequence[str]], Mapping[str, Mapping[str, object]]] | None = None,
 ) -> list[SearchResult]:
     """The page ``offset:offset + k`` of the fused ranking over ``leg_hits``.
+
+    Legs' hits carry only ``HIT_FIELDS``; ``page_payloads`` (point ids -> payloads) supplies
+    the rest of what a result shows, for the page's hits only, in one call.
 
     ``whole_photo``: per image leg, the points nearest to the whole query photo
     (``LegRunner``), which the exact-match rule judges by. ``window``, when given, receives one
@@ -64,6 +68,13 @@ def fuse_page(
         window.extend(best[f.item] for f in fused)
     fused = fused[offset : offset + k]
     timings["fusion"] = elapsed_ms(t)
+    if page_payloads is not None and fused:
+        t = time.perf_counter()
+        more = page_payloads([best[f.item].id for f in fused])
+        for f in fused:
+            hit = best[f.item]
+            best[f.item] = Hit(hit.id, hit.score, {**more.get(hit.id, {}), **hit.payload})
+        timings["page"] = elapsed_ms(t)
     positions = [{key: (r, s) for r, (key, s) in enumerate(lists[leg], start=1)} for leg in names]
     return [
         to_result(

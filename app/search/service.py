@@ -2,8 +2,8 @@
 
 One façade for the HTTP API, the CLI and evaluation. The steps, each timed in ``timings_ms``:
 decode (+ crop) the photo, embed photo and text, predict the photo's category (optional), run
-the legs in parallel threads (ONNX Runtime and the engine release the GIL), group hits by
-product, fuse with the profile's method and weights, cut the requested page.
+the legs in worker threads (see ``running``), group hits by product, fuse with the profile's
+method and weights, cut the requested page, and fetch the page's payloads.
 
 The parts live beside it: ``query`` (the request), ``checks`` (request checks), ``encode``
 and ``running`` (embedding, category prediction, the legs), ``results`` (fusion → page →
@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from app.embedding.preprocess import MAX_PIXELS
 from app.profiles.model import DEFAULT_PROFILE, FusionProfile
@@ -136,6 +137,7 @@ class SearchService:
             exact_match=prep.profile.exact_match,
             whole_photo=whole,
             window=window,
+            page_payloads=self._page_payloads,
         )
         facets = None
         if window is not None:
@@ -154,6 +156,9 @@ class SearchService:
             predicted_category=predicted,
             facets=facets,
         )
+
+    def _page_payloads(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        return {h.id: h.payload for h in self.store.retrieve(ids)}
 
     def leg_lists(
         self, query: SearchQuery

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from app.files import write_text_atomic
-from app.store.base import DEFAULT_INDEXING_THRESHOLD_KB, VectorStore
+from app.store.base import DEFAULT_INDEXING_THRESHOLD_KB, HnswOptions, VectorStore
 from app.store.collections import (
     CollectionInfo,
     check_name,
@@ -37,11 +37,17 @@ class EdgeCollections:
     backend = EdgeStore.backend
 
     def __init__(
-        self, root: Path, indexing_threshold_kb: int = DEFAULT_INDEXING_THRESHOLD_KB
+        self,
+        root: Path,
+        indexing_threshold_kb: int = DEFAULT_INDEXING_THRESHOLD_KB,
+        hnsw: HnswOptions | None = None,
+        quantization: str | None = None,
     ) -> None:
         self.root = root
         self.where = str(root)
         self._threshold_kb = indexing_threshold_kb
+        self._hnsw = hnsw
+        self._quantization = quantization  # of collections created from here on
 
     def path(self, name: str) -> Path:
         if name == ROOT_COLLECTION:
@@ -84,7 +90,12 @@ class EdgeCollections:
         return meta if isinstance(meta, dict) else None
 
     def open(self, name: str | None = None) -> EdgeStore:
-        return EdgeStore(self.path(name or self.live()), indexing_threshold_kb=self._threshold_kb)
+        return EdgeStore(
+            self.path(name or self.live()),
+            indexing_threshold_kb=self._threshold_kb,
+            hnsw=self._hnsw,
+            quantization=self._quantization,
+        )
 
     def list(self, open_stores: Mapping[str, VectorStore] | None = None) -> list[CollectionInfo]:
         held = open_stores or {}

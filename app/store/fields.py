@@ -47,9 +47,10 @@ KEYWORD_FIELDS: Final = (PRODUCT_ID, CATEGORY, ATTRIBUTE_TERMS)
 INTEGER_FIELDS: Final = (YEAR,)
 FLOAT_FIELDS: Final = (PRICE,)
 
-# What a search hit carries: grouping by product, which photo matched, and what a result shows
-# (title, category, images, price). Not the description, attributes or paths: a leg fetches up
-# to a thousand hits, and those fields are most of a payload's bytes.
-HIT_FIELDS: Final = (PRODUCT_ID, IMAGE_FILE, IMAGES, TITLE, CATEGORY_PATH, PRICE)
+# What a leg's hit carries: grouping by product, which photo matched, and the category (votes,
+# facets). A leg fetches up to a thousand hits, so the rest of a result (``PAGE_FIELDS``) is
+# fetched once per answer, for the page's hits only.
+HIT_FIELDS: Final = (PRODUCT_ID, IMAGE_FILE, CATEGORY_PATH)
+PAGE_FIELDS: Final = (IMAGES, TITLE, PRICE)
 # What ingest compares a catalog against.
 SYNC_FIELDS: Final = (PRODUCT_ID, CONTENT_HASH)

@@ -17,7 +17,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from app.store.base import (
     TEXT_VECTOR,
     DenseQuery,
     Hit,
+    HnswOptions,
     IndexStatus,
     KeywordQuery,
     PayloadSelection,
@@ -103,6 +104,7 @@ class ServerOptions:
     on_disk_payload: bool | None = None
     scalar_quantization: bool = False
     indexing_threshold_kb: int = DEFAULT_INDEXING_THRESHOLD_KB
+    hnsw: HnswOptions = field(default_factory=HnswOptions)
 
 
 @contextmanager
@@ -371,6 +373,7 @@ class QdrantServerStore:
                 optimizers_config=models.OptimizersConfigDiff(
                     indexing_threshold=o.indexing_threshold_kb
                 ),
+                hnsw_config=models.HnswConfigDiff(m=o.hnsw.m, ef_construct=o.hnsw.ef_construct),
                 quantization_config=quantization,
                 metadata={META_KEY: meta},
             )
@@ -386,6 +389,9 @@ class QdrantServerStore:
                     self._client.create_payload_index(
                         collection, name, field_schema=schema, wait=True
                     )
+
+    def warm(self) -> None:
+        """Nothing to load: the server holds the collection."""
 
     def probe(self) -> None:
         """Raise ``StoreError`` unless the server answers and holds the collection: asked
@@ -507,12 +513,13 @@ class QdrantServerStore:
                 raise ValueError(f"unknown dense vector {query.using!r}; have {', '.join(have)}")
             nearest: Any = np.asarray(query.vector, dtype=np.float32).tolist()
             using = query.using
+            rescore = None
             if self.options.scalar_quantization:
                 # Candidates from the int8 copies, scores from the full vectors: the same
                 # scores as without quantization, for the floors and fusion that rely on them.
-                params = models.SearchParams(
-                    quantization=models.QuantizationSearchParams(rescore=True)
-                )
+                rescore = models.QuantizationSearchParams(rescore=True)
+            ef = query.ef if query.ef is not None else self.options.hnsw.ef
+            params = models.SearchParams(hnsw_ef=ef, quantization=rescore)
         else:
             indices, values = as_pair(known.bm25.query(query.text))
             if not indices:  # only stopwords or punctuation: nothing can match

@@ -21,7 +21,7 @@ def test_concurrent_calls_are_batched_and_answered_row_by_row() -> None:
         sizes.append(len(items))
         return np.asarray([[x, x * x] for x in items], dtype=np.float32)
 
-    batcher = MicroBatcher(run, max_batch=16, window_ms=50)
+    batcher = MicroBatcher(run, max_batch=16)  # no window: what queues during a run batches
     try:
         with ThreadPoolExecutor(max_workers=12) as pool:
             futures = [pool.submit(batcher, i) for i in range(12)]

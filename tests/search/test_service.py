@@ -8,7 +8,7 @@ random-pattern photos, one product with two photos (the second its mirror image)
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from app.search.leg_names import (
 from app.search.query import SearchQuery
 from app.search.schemas import Crop, Filters, SearchBody
 from app.search.service import SearchService
-from app.store import EdgeStore, Hit
+from app.store import DenseQuery, EdgeStore, Hit, StoreQuery
 from ingestion.pipeline import ingest_catalog
 from tests.fakes import FakeEncoder
 
@@ -101,6 +101,10 @@ class SpyStore:
     def search_bm25(self, text: str, limit: int, flt: Any, **kw: Any) -> list[Hit]:
         self.calls.append("bm25")
         return self._store.search_bm25(text, limit, flt, **kw)
+
+    def search_batch(self, queries: Sequence[StoreQuery]) -> list[list[Hit]]:
+        self.calls += [q.using if isinstance(q, DenseQuery) else "bm25" for q in queries]
+        return self._store.search_batch(queries)
 
 
 @pytest.fixture(scope="module")
@@ -232,7 +236,8 @@ def test_a_leg_with_weight_0_is_not_run(service: SearchService, store: SpyStore)
     off = service.search(SearchQuery(text="shirt", fusion=FusionSpec(weights={BM25: 0})))
     assert off.legs == [TEXT_TO_IMAGE, TEXT_TO_TEXT]
     assert "bm25" not in store.calls and "leg_bm25" not in off.timings_ms
-    assert sorted(store.calls) == ["image", "text"]  # text→image, text→text
+    # text→image (with its text anchors, see legs.cross_modal), text→text
+    assert sorted(set(store.calls)) == ["image", "text"]
     store.calls.clear()
     dense_off = FusionSpec(weights={TEXT_TO_IMAGE: 0, TEXT_TO_TEXT: 0})
     only_bm25 = service.search(SearchQuery(text="shirt", fusion=dense_off))
@@ -275,6 +280,9 @@ def test_grouping_by_product_or_by_image(service: SearchService, catalog: Path) 
     assert sorted(mine.matched_images) == ["shirt-1-back.png", "shirt-1.png"]
     assert mine.image == mine.matched_images[0] == "shirt-1.png"  # the photographed one first
     assert mine.price == 20.0
+    # Title and price come from the page's own payload fetch, not from the legs' hits.
+    titles = {pid: title for pid, title, *_ in PRODUCTS}
+    assert all(r.title == titles[r.product_id] and r.price is not None for r in grouped)
     flat = service.search(SearchQuery(image=_photo(catalog, "shirt-1"), k=MAX_K,
                                       group_by_product=False)).results  # fmt: skip
     assert len(flat) == len(PRODUCTS) + 1

@@ -1,6 +1,7 @@
 """The embedded qdrant-edge backend, exercised for real on small random vectors."""
 
 import json
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,8 @@ import pytest
 from app.store import (
     TEXT_VECTOR,
     EdgeStore,
+    Hit,
+    HnswOptions,
     ModelMismatchError,
     PointRecord,
     SearchFilter,
@@ -16,6 +19,7 @@ from app.store import (
     category_ancestors,
     point_id,
 )
+from app.store.fields import HIT_FIELDS
 
 DIM = 8
 
@@ -281,3 +285,80 @@ def test_an_int8_store_keeps_codes_and_rescores_with_the_originals(tmp_path: Pat
             assert len(codes_only) == 5 and not codes_only[0].payload
     finally:
         again.close()
+
+
+def test_the_graph_is_built_as_configured_and_the_beam_follows_the_opener(tmp_path: Path) -> None:
+    recs = _records(80)
+    s = EdgeStore(tmp_path / "g", indexing_threshold_kb=1, hnsw=HnswOptions(8, 24, 40))
+    s.ensure_collection(DIM, "m")
+    s.upsert(recs)
+    assert s.build_index()
+    assert s.info().extra["hnsw"] == {"m": 8, "ef_construct": 24, "ef": 40}
+    s.close()
+    config = json.loads((tmp_path / "g" / "shard" / "edge_config.json").read_text())
+    assert (config["hnsw_config"]["m"], config["hnsw_config"]["ef_construct"]) == (8, 24)
+    # Reopened with other options: the graph is the collection's, the beam the opener's.
+    again = EdgeStore(tmp_path / "g", hnsw=HnswOptions(32, 256, 12))
+    try:
+        assert again.info().extra["hnsw"] == {"m": 8, "ef_construct": 24, "ef": 12}
+        for rec in recs[:5]:
+            assert again.search_dense(rec.image_vector, 1)[0].id == rec.id
+            wide = again.search_dense_with(rec.image_vector, 5, ef=64)
+            assert [h.id for h in wide] == [
+                h.id for h in again.search_dense_with(rec.image_vector, 5, exact=True)
+            ]
+    finally:
+        again.close()
+    with pytest.raises(ValueError, match="HNSW options"):
+        HnswOptions(m=2)
+
+
+def test_hit_fields_come_from_memory_and_follow_every_write(store: EdgeStore) -> None:
+    recs = _records(30)
+    probe = recs[4]
+    hits = store.search_dense(probe.image_vector, 30, with_payload=HIT_FIELDS)
+    stored = {h.id: h.payload for h in store.retrieve([h.id for h in hits])}
+    for hit in hits:  # what the map holds is what the engine holds
+        assert hit.payload == {f: stored[hit.id][f] for f in HIT_FIELDS if f in stored[hit.id]}
+    moved = PointRecord(
+        id=probe.id,
+        image_vector=probe.image_vector,
+        text_vector=probe.text_vector,
+        text=probe.text,
+        payload={**probe.payload, "category_path": "Grocery/Fruit/Pear", "image_file": "new.jpg"},
+    )
+    store.write([moved], [recs[5].id])
+    hits = store.search_dense(probe.image_vector, 30, with_payload=HIT_FIELDS)
+    assert hits[0].id == probe.id
+    assert hits[0].payload["category_path"] == "Grocery/Fruit/Pear"
+    assert hits[0].payload["image_file"] == "new.jpg"
+    assert recs[5].id not in {h.id for h in hits}
+    # Other selections still read the engine's payloads.
+    assert store.search_dense(probe.image_vector, 1, with_payload=("title",))[0].payload == {
+        "title": probe.payload["title"]
+    }
+
+
+def test_a_write_landing_while_the_map_is_read_is_not_lost(store: EdgeStore) -> None:
+    probe = _records(30)[7]
+    moved = PointRecord(
+        id=probe.id,
+        image_vector=probe.image_vector,
+        text_vector=probe.text_vector,
+        text=probe.text,
+        payload={**probe.payload, "category_path": "Grocery/Fruit/Pear"},
+    )
+    scan = store.scan
+    writes = []
+
+    def scan_then_write(fields: Sequence[str]) -> Iterator[Hit]:
+        hits = list(scan(fields))  # read before the write below, as a slow scan would
+        if not writes:
+            store.write([moved], [])
+            writes.append(moved.id)
+        return iter(hits)
+
+    store.scan = scan_then_write  # type: ignore[method-assign]
+    hit = store.search_dense(probe.image_vector, 1, with_payload=HIT_FIELDS)[0]
+    assert writes and hit.id == probe.id
+    assert hit.payload["category_path"] == "Grocery/Fruit/Pear"

@@ -22,6 +22,7 @@ from app.settings import Settings
 from app.store import (
     DENSE_VECTORS,
     EdgeStore,
+    HnswOptions,
     ModelMismatchError,
     PointRecord,
     QdrantServerStore,
@@ -216,3 +217,39 @@ def test_local_mode_keeps_its_collection_and_allows_one_process(tmp_path: Path) 
         assert again.search_bm25("number3", 1)[0].payload["product_id"] == "p3"
     finally:
         again.close()
+
+
+def test_a_new_collection_gets_the_configured_graph_and_searches_with_the_beam(
+    tmp_path: Path,
+) -> None:
+    hnsw = HnswOptions(m=24, ef_construct=200, ef=300)
+    store = QdrantServerStore.at_path(tmp_path / "q", ServerOptions(hnsw=hnsw))
+    # Local mode takes the graph config and ignores it (it has no graph): what is sent is checked.
+    client = store._client
+    created: list[dict[str, object]] = []
+    sent: list[models.QueryRequest] = []
+    create, query = client.create_collection, client.query_batch_points
+
+    def spy_create(name: str, **kwargs: object) -> bool:
+        created.append(kwargs)
+        return create(name, **kwargs)  # type: ignore[arg-type]
+
+    def spy_query(collection: str, requests: list[models.QueryRequest]) -> object:
+        sent.extend(requests)
+        return query(collection, requests)
+
+    client.create_collection = spy_create  # type: ignore[method-assign]
+    client.query_batch_points = spy_query  # type: ignore[method-assign]
+    try:
+        store.ensure_collection(DIM, "m1", ["red shirt"])
+        store.upsert([_point(i) for i in range(5)])
+        graph = created[0]["hnsw_config"]
+        assert isinstance(graph, models.HnswConfigDiff)
+        assert (graph.m, graph.ef_construct) == (24, 200)
+        hit = store.search_dense(_point(2).image_vector, 1)[0]
+        assert hit.payload["product_id"] == "p2"
+        store.search_bm25("shirt", 1)
+        assert sent[0].params is not None and sent[0].params.hnsw_ef == 300
+        assert sent[1].params is None  # keywords have no graph
+    finally:
+        store.close()

@@ -1,0 +1,124 @@
+"""Cross-modal legs: anchored by the query's own tower, they find what a lost HNSW walk misses."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from app.search import legs
+from app.store import (
+    IMAGE_VECTOR,
+    TEXT_VECTOR,
+    DenseQuery,
+    Hit,
+    SearchFilter,
+    StoreQuery,
+)
+from app.store.fields import CATEGORY_PATH, PRODUCT_ID
+
+
+def _hit(pid: str, score: float, path: str) -> Hit:
+    return Hit(id=f"pt-{pid}", score=score, payload={PRODUCT_ID: pid, CATEGORY_PATH: path})
+
+
+class LostWalkStore:
+    """A store whose unfiltered text-vector search is stuck among clothes (as HNSW's walk was
+    for a grocery photo at 100k products), while its photo search and its searches inside a
+    category find the right points. Records every query it gets."""
+
+    def __init__(self) -> None:
+        self.queries: list[DenseQuery] = []
+
+    def search_batch(self, queries: Sequence[StoreQuery]) -> list[list[Hit]]:
+        out = []
+        for q in queries:
+            assert isinstance(q, DenseQuery)
+            self.queries.append(q)
+            category = q.flt.category if q.flt else None
+            if q.using == IMAGE_VECTOR:  # the photo's own tower: reliable
+                hits = [_hit("milk-1", 0.9, "Grocery/Dairy"), _hit("shirt-9", 0.5, "Apparel/Top")]
+            elif category == "grocery":
+                hits = [_hit("milk-1", 0.55, "Grocery/Dairy"), _hit("milk-2", 0.53, "Grocery/D")]
+            elif category == "apparel":
+                hits = [_hit("shirt-1", 0.15, "Apparel/Top"), _hit("shirt-2", 0.14, "Apparel/T")]
+            else:  # unfiltered: the walk never left the clothes
+                hits = [_hit("shirt-1", 0.15, "Apparel/Top"), _hit("shirt-3", 0.12, "Apparel/T")]
+            out.append(hits[: q.limit])
+        return out
+
+
+def test_a_lost_cross_modal_walk_is_rescued_by_the_anchors_categories() -> None:
+    store = LostWalkStore()
+    vec = np.ones(4, dtype=np.float32)
+    hits = legs.image_to_text(store, vec, 3, None)  # type: ignore[arg-type]
+    # The grocery points the unfiltered walk missed come first; each point once, best first.
+    assert [h.payload[PRODUCT_ID] for h in hits] == ["milk-1", "milk-2", "shirt-1"]
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    # The anchors are the photo's nearest catalog photos (in the leg's own engine call); one
+    # extra search runs, inside the anchors' category that the leg's hits lack.
+    anchors = [q for q in store.queries if q.using == IMAGE_VECTOR]
+    assert len(anchors) == 1 and anchors[0].limit == legs.ANCHORS
+    inside = [q.flt.category for q in store.queries if q.using == TEXT_VECTOR and q.flt.category]
+    assert inside == ["grocery"]
+
+
+def test_a_walk_that_found_the_anchors_categories_costs_one_engine_call() -> None:
+    store = LostWalkStore()
+    calls: list[int] = []
+    batch = store.search_batch
+    store.search_batch = lambda qs: calls.append(len(qs)) or batch(qs)  # type: ignore[method-assign]
+    # A typed query: its anchors (text vectors, stuck or not) name clothes, which the leg's
+    # own hits (photos: milk and a shirt) already hold.
+    hits = legs.text_to_image(store, np.ones(4, dtype=np.float32), 5, None)  # type: ignore[arg-type]
+    assert [h.payload[PRODUCT_ID] for h in hits] == ["milk-1", "shirt-9"]
+    assert calls == [2] and store.queries[1].using == TEXT_VECTOR
+
+
+class LostInsideStore(LostWalkStore):
+    """Inside Grocery, the text walk is stuck among dairy while the photo is of fruit."""
+
+    def search_batch(self, queries: Sequence[StoreQuery]) -> list[list[Hit]]:
+        out = []
+        for q in queries:
+            assert isinstance(q, DenseQuery) and q.flt is not None
+            self.queries.append(q)
+            if q.using == IMAGE_VECTOR:
+                hits = [_hit("apple-1", 0.9, "Grocery/Fruit"), _hit("milk-1", 0.6, "Grocery/Dairy")]
+            elif q.flt.category == "grocery/fruit":
+                hits = [_hit("apple-1", 0.5, "Grocery/Fruit")]
+            else:
+                hits = [_hit("milk-1", 0.2, "Grocery/Dairy"), _hit("milk-2", 0.1, "Grocery/Dairy")]
+            out.append(hits[: q.limit])
+        return out
+
+
+def test_inside_a_filtered_category_the_anchors_name_the_level_below() -> None:
+    store = LostInsideStore()
+    flt = SearchFilter(category="Grocery", price_max=5.0)
+    hits = legs.image_to_text(store, np.ones(4, dtype=np.float32), 5, flt)  # type: ignore[arg-type]
+    assert [h.payload[PRODUCT_ID] for h in hits] == ["apple-1", "milk-1", "milk-2"]
+    inside = store.queries[2]
+    assert inside.flt is not None and (inside.flt.category, inside.flt.price_max) == (
+        "grocery/fruit",
+        5.0,
+    )
+
+
+def test_a_walk_inside_a_leaf_category_has_no_level_below_to_search() -> None:
+    store = LostInsideStore()
+    flt = SearchFilter(category="Grocery/Dairy")
+    legs.image_to_text(store, np.ones(4, dtype=np.float32), 5, flt)  # type: ignore[arg-type]
+    assert len(store.queries) == 2  # the leg and its anchors, in one call
+
+
+def test_the_extra_searches_keep_the_requests_other_restrictions() -> None:
+    store = LostWalkStore()
+    flt = SearchFilter(price_max=5.0, exclude_products=("milk-9",))
+    legs.image_to_text(store, np.ones(4, dtype=np.float32), 3, flt, 0.1)  # type: ignore[arg-type]
+    assert len(store.queries) == 3
+    for q in store.queries:
+        assert q.flt is not None
+        assert (q.flt.price_max, q.flt.exclude_products) == (5.0, ("milk-9",))
+    # The floor applies to the leg's own searches, not to the anchors (they only vote).
+    assert [q.min_score for q in store.queries] == [0.1, None, 0.1]

@@ -112,6 +112,12 @@ class Settings(BaseSettings):
         description="HNSW search beam of every dense search: recall against latency "
         "(bench/README.md has the curve).",
     )
+    hnsw_full_scan_kb: int = Field(
+        default=HnswOptions.full_scan_kb,
+        ge=1,
+        description="A filter matching fewer KB of vectors than this is searched exactly, not "
+        "through the graph (a new collection; an existing one keeps its own).",
+    )
     qdrant_url: str | None = Field(
         default=None,
         description="A Qdrant server or cluster (http(s)://host:6333): the store is a collection "
@@ -224,7 +230,12 @@ class Settings(BaseSettings):
 
     @property
     def hnsw(self) -> HnswOptions:
-        return HnswOptions(m=self.hnsw_m, ef_construct=self.hnsw_ef_construct, ef=self.hnsw_ef)
+        return HnswOptions(
+            m=self.hnsw_m,
+            ef_construct=self.hnsw_ef_construct,
+            ef=self.hnsw_ef,
+            full_scan_kb=self.hnsw_full_scan_kb,
+        )
 
     @property
     def store_dir(self) -> Path:

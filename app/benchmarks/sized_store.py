@@ -97,7 +97,7 @@ def ensure_sized_store(
         "synthetic": {"version": SYNTH_VERSION, "seed": synth.seed},
         "quantization": quantization,
         "indexing_threshold_kb": threshold_kb,
-        "hnsw": {"m": hnsw.m, "ef_construct": hnsw.ef_construct},
+        "hnsw": {"m": hnsw.m, "ef_construct": hnsw.ef_construct, "full_scan_kb": hnsw.full_scan_kb},
     }
     key = _key(inputs)
     found = _reused(folder, key)

@@ -224,7 +224,8 @@ def status() -> None:
     graph = info.extra.get("hnsw")
     if graph:
         print(
-            f"hnsw:      m {graph['m']}, ef_construct {graph['ef_construct']} (the collection's), "
+            f"hnsw:      m {graph['m']}, ef_construct {graph['ef_construct']}, exact below "
+            f"{graph.get('full_scan_kb', 10_000)} KB matched (the collection's), "
             f"search beam {graph['ef']}"
         )
     print_collections(rows, indent="           ", title="collections:")

@@ -70,10 +70,7 @@ QUANTIZATIONS = ("int8",)
 # Quantised candidates fetched per wanted hit before rescoring with the float originals: int8
 # codes reorder near-ties, and twice the candidates put the true top back in the list.
 RESCORE_OVERSAMPLING = 2.0
-# Filters matching fewer KB of vectors than this are answered by scanning the payload index's
-# matches instead of walking the graph (Qdrant's default).
-FULL_SCAN_THRESHOLD_KB = 10_000
-QDRANT_DEFAULT_GRAPH = {"m": 16, "ef_construct": 100}
+QDRANT_DEFAULT_GRAPH = {"m": 16, "ef_construct": 100, "full_scan_kb": 10_000}
 # Payload fields searches take from a map in memory instead of the engine: reading payloads
 # cost the engine about 8 us per hit (0.9 of 1.3 ms for a leg of 100 hits at 3k products),
 # while legs need only these of each hit (``HIT_FIELDS``).
@@ -174,7 +171,7 @@ class EdgeStore:
             hnsw_config=qe.HnswIndexConfig(
                 m=int(graph["m"]),
                 ef_construct=int(graph["ef_construct"]),
-                full_scan_threshold=FULL_SCAN_THRESHOLD_KB,
+                full_scan_threshold=int(graph["full_scan_kb"]),
             ),
             sparse_vectors={BM25_VECTOR: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
             optimizers=qe.EdgeOptimizersConfig(
@@ -232,7 +229,11 @@ class EdgeStore:
             "instance_dim": instance_dim,
             "bm25_avg_len": self._terms.average_length(corpus),
             "indexing_threshold_kb": self._threshold_kb,
-            "hnsw": {"m": self._hnsw.m, "ef_construct": self._hnsw.ef_construct},
+            "hnsw": {
+                "m": self._hnsw.m,
+                "ef_construct": self._hnsw.ef_construct,
+                "full_scan_kb": self._hnsw.full_scan_kb,
+            },
             "created_at": now_iso(),
             "bundle": bundle,
         }

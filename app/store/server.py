@@ -373,7 +373,11 @@ class QdrantServerStore:
                 optimizers_config=models.OptimizersConfigDiff(
                     indexing_threshold=o.indexing_threshold_kb
                 ),
-                hnsw_config=models.HnswConfigDiff(m=o.hnsw.m, ef_construct=o.hnsw.ef_construct),
+                hnsw_config=models.HnswConfigDiff(
+                    m=o.hnsw.m,
+                    ef_construct=o.hnsw.ef_construct,
+                    full_scan_threshold=o.hnsw.full_scan_kb,
+                ),
                 quantization_config=quantization,
                 metadata={META_KEY: meta},
             )

@@ -175,16 +175,18 @@ def test_settings_give_a_new_embedded_collection_its_graph_and_int8_codes(tmp_pa
         hnsw_m=12,
         hnsw_ef_construct=48,
         hnsw_ef=64,
+        hnsw_full_scan_kb=900,
     )
     with closing(open_collections(settings)) as collections:
         _fill(collections, None, "m1", 5, DIM)
         with closing(collections.open()) as store:
             extra = store.info().extra
             assert extra["quantization"] == "int8"
-            assert extra["hnsw"] == {"m": 12, "ef_construct": 48, "ef": 64}
+            assert extra["hnsw"] == {"m": 12, "ef_construct": 48, "full_scan_kb": 900, "ef": 64}
             assert store.search_dense(_points(5)[3].image_vector, 1)[0].id == _points(5)[3].id
     # Other settings later: the collection keeps its codes and graph, the beam follows them.
     later = open_collections(Settings(data_dir=tmp_path / "data"))
     with closing(later), closing(later.open()) as store:
         assert store.info().extra["quantization"] == "int8"
-        assert store.info().extra["hnsw"] == {"m": 12, "ef_construct": 48, "ef": 512}
+        graph = store.info().extra["hnsw"]
+        assert graph == {"m": 12, "ef_construct": 48, "full_scan_kb": 900, "ef": 512}

@@ -289,18 +289,20 @@ def test_an_int8_store_keeps_codes_and_rescores_with_the_originals(tmp_path: Pat
 
 def test_the_graph_is_built_as_configured_and_the_beam_follows_the_opener(tmp_path: Path) -> None:
     recs = _records(80)
-    s = EdgeStore(tmp_path / "g", indexing_threshold_kb=1, hnsw=HnswOptions(8, 24, 40))
+    s = EdgeStore(tmp_path / "g", indexing_threshold_kb=1, hnsw=HnswOptions(8, 24, 40, 500))
     s.ensure_collection(DIM, "m")
     s.upsert(recs)
     assert s.build_index()
-    assert s.info().extra["hnsw"] == {"m": 8, "ef_construct": 24, "ef": 40}
+    assert s.info().extra["hnsw"] == {"m": 8, "ef_construct": 24, "full_scan_kb": 500, "ef": 40}
     s.close()
     config = json.loads((tmp_path / "g" / "shard" / "edge_config.json").read_text())
-    assert (config["hnsw_config"]["m"], config["hnsw_config"]["ef_construct"]) == (8, 24)
+    graph = config["hnsw_config"]
+    assert (graph["m"], graph["ef_construct"], graph["full_scan_threshold"]) == (8, 24, 500)
     # Reopened with other options: the graph is the collection's, the beam the opener's.
     again = EdgeStore(tmp_path / "g", hnsw=HnswOptions(32, 256, 12))
     try:
-        assert again.info().extra["hnsw"] == {"m": 8, "ef_construct": 24, "ef": 12}
+        graph = again.info().extra["hnsw"]
+        assert graph == {"m": 8, "ef_construct": 24, "full_scan_kb": 500, "ef": 12}
         for rec in recs[:5]:
             assert again.search_dense(rec.image_vector, 1)[0].id == rec.id
             wide = again.search_dense_with(rec.image_vector, 5, ef=64)

@@ -222,7 +222,7 @@ def test_local_mode_keeps_its_collection_and_allows_one_process(tmp_path: Path) 
 def test_a_new_collection_gets_the_configured_graph_and_searches_with_the_beam(
     tmp_path: Path,
 ) -> None:
-    hnsw = HnswOptions(m=24, ef_construct=200, ef=300)
+    hnsw = HnswOptions(m=24, ef_construct=200, ef=300, full_scan_kb=700)
     store = QdrantServerStore.at_path(tmp_path / "q", ServerOptions(hnsw=hnsw))
     # Local mode takes the graph config and ignores it (it has no graph): what is sent is checked.
     client = store._client
@@ -245,7 +245,7 @@ def test_a_new_collection_gets_the_configured_graph_and_searches_with_the_beam(
         store.upsert([_point(i) for i in range(5)])
         graph = created[0]["hnsw_config"]
         assert isinstance(graph, models.HnswConfigDiff)
-        assert (graph.m, graph.ef_construct) == (24, 200)
+        assert (graph.m, graph.ef_construct, graph.full_scan_threshold) == (24, 200, 700)
         hit = store.search_dense(_point(2).image_vector, 1)[0]
         assert hit.payload["product_id"] == "p2"
         store.search_bm25("shirt", 1)

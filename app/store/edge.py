@@ -448,8 +448,9 @@ class EdgeStore:
         for p in points:
             pid = str(p.id)
             values = lookup.get(pid)
-            if values is None:  # not expected (writes keep the map): ask the engine
-                values = _mapped_values(self.retrieve([pid])[0].payload)
+            if values is None:  # written or deleted since the engine answered: ask it again
+                found = self.retrieve([pid])
+                values = _mapped_values(found[0].payload if found else {})
             payload = {f: values[i] for f, i in zip(fields, at, strict=True) if values[i]}
             hits.append(Hit(id=pid, score=float(p.score), payload=payload))
         return hits

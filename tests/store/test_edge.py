@@ -364,3 +364,12 @@ def test_a_write_landing_while_the_map_is_read_is_not_lost(store: EdgeStore) -> 
     hit = store.search_dense(probe.image_vector, 1, with_payload=HIT_FIELDS)[0]
     assert writes and hit.id == probe.id
     assert hit.payload["category_path"] == "Grocery/Fruit/Pear"
+
+
+def test_a_hit_missing_from_the_map_is_read_from_the_engine(store: EdgeStore) -> None:
+    probe = _records(30)[9]
+    store.search_dense(probe.image_vector, 1, with_payload=HIT_FIELDS)  # the map is built
+    assert store._mapped is not None
+    del store._mapped[probe.id]  # as if written after the engine answered
+    hit = store.search_dense(probe.image_vector, 1, with_payload=HIT_FIELDS)[0]
+    assert hit.id == probe.id and hit.payload["product_id"] == probe.payload["product_id"]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 from typing import Any
 
@@ -112,6 +112,21 @@ def tie_aware_recall(exact: Sequence[Hit], got: Sequence[Hit], exact_scores: boo
     return min(right, len(truth)) / len(truth)
 
 
+def _cases(
+    store: EdgeStore, vectors: dict[str, np.ndarray], filters: Sequence[SearchFilter]
+) -> Iterator[tuple[str, str, bool, np.ndarray, SearchFilter | None]]:
+    """What recall is measured on: (leg, stored vector, filtered, query vector, filter) for each
+    query of the leg's kind, unfiltered, then with the filters in turn."""
+    for leg, (kind, using) in LEG_VECTORS.items():
+        if kind not in vectors or using not in store.dense_vectors():
+            continue
+        for filtered in (False, True):
+            if filtered and not filters:
+                continue
+            for i, vec in enumerate(vectors[kind]):
+                yield leg, using, filtered, vec, filters[i % len(filters)] if filtered else None
+
+
 def measure_recall(
     store: EdgeStore,
     vectors: dict[str, np.ndarray],
@@ -120,52 +135,43 @@ def measure_recall(
 ) -> dict[str, Any]:
     """Per leg, unfiltered and filtered: mean and lowest recall@10, and each search's ms."""
     total = store.count()
-    legs: dict[str, Any] = {}
-    worst = 1.0
+    # (leg, filtered) -> recalls, served recalls, ANN ms, exact ms
+    groups: dict[tuple[str, bool], tuple[list[float], ...]] = {}
     # How far the scores without rescoring are from the float ones: 0 means the engine has no
     # int8 codes to search (segments below the indexing threshold keep only the originals).
     gap = 0.0
-    for leg, (kind, using) in LEG_VECTORS.items():
-        if kind not in vectors or using not in store.dense_vectors():
+    legs: dict[str, Any] = {}
+    for leg, using, filtered, vec, flt in _cases(store, vectors, filters):
+        legs.setdefault(leg, {})
+        recalls, served, ann_ms, exact_ms = groups.setdefault((leg, filtered), ([], [], [], []))
+        t = time.perf_counter()
+        exact = store.search_dense_with(vec, K, flt, using, exact=True)
+        exact_ms.append(_ms(t))
+        t = time.perf_counter()
+        got = store.search_dense_with(vec, K, flt, using, rescore=rescore)
+        ann_ms.append(_ms(t))
+        if rescore is False:  # codes only: no leg searches like that
+            wide = store.search_dense_with(vec, SERVED_LIMIT, flt, using, rescore=False)
+        else:
+            wide = SERVED[leg](store, vec, SERVED_LIMIT, flt)
+        if exact:
+            recalls.append(tie_aware_recall(exact, got, exact_scores=rescore is not False))
+            served.append(tie_aware_recall(exact, wide[:K], exact_scores=rescore is not False))
+        if exact and got and got[0].id == exact[0].id:
+            gap = max(gap, abs(got[0].score - exact[0].score))
+    worst = 1.0
+    for (leg, filtered), (recalls, served, ann_ms, exact_ms) in groups.items():
+        if not recalls:
             continue
-        legs[leg] = {}
-        for filtered in (False, True):
-            if filtered and not filters:
-                continue
-            recalls: list[float] = []
-            served: list[float] = []
-            ann_ms: list[float] = []
-            exact_ms: list[float] = []
-            for i, vec in enumerate(vectors[kind]):
-                flt = filters[i % len(filters)] if filtered else None
-                t = time.perf_counter()
-                exact = store.search_dense_with(vec, K, flt, using, exact=True)
-                exact_ms.append(_ms(t))
-                t = time.perf_counter()
-                got = store.search_dense_with(vec, K, flt, using, rescore=rescore)
-                ann_ms.append(_ms(t))
-                if rescore is False:  # codes only: no leg searches like that
-                    wide = store.search_dense_with(vec, SERVED_LIMIT, flt, using, rescore=False)
-                else:
-                    wide = SERVED[leg](store, vec, SERVED_LIMIT, flt)
-                if exact:
-                    recalls.append(tie_aware_recall(exact, got, exact_scores=rescore is not False))
-                    served.append(
-                        tie_aware_recall(exact, wide[:K], exact_scores=rescore is not False)
-                    )
-                if exact and got and got[0].id == exact[0].id:
-                    gap = max(gap, abs(got[0].score - exact[0].score))
-            if not recalls:
-                continue
-            worst = min(worst, float(np.mean(recalls)))
-            legs[leg]["filtered" if filtered else "unfiltered"] = {
-                "queries": len(recalls),
-                "recall_at_10": round(float(np.mean(recalls)), 4),
-                "lowest": round(float(np.min(recalls)), 4),
-                f"recall_at_10_of_{SERVED_LIMIT}": round(float(np.mean(served)), 4),
-                "ann_ms_p50": round(float(np.median(ann_ms)), 3),
-                "exact_ms_p50": round(float(np.median(exact_ms)), 3),
-            }
+        worst = min(worst, float(np.mean(recalls)))
+        legs[leg]["filtered" if filtered else "unfiltered"] = {
+            "queries": len(recalls),
+            "recall_at_10": round(float(np.mean(recalls)), 4),
+            "lowest": round(float(np.min(recalls)), 4),
+            f"recall_at_10_of_{SERVED_LIMIT}": round(float(np.mean(served)), 4),
+            "ann_ms_p50": round(float(np.median(ann_ms)), 3),
+            "exact_ms_p50": round(float(np.median(exact_ms)), 3),
+        }
     shares = [store.count(f) / total for f in filters] if total else []
     return {
         "k": K,
@@ -194,18 +200,11 @@ def recall_curve(
     out: dict[str, Any] = {}
     for ef in efs:
         with closing(open_at(ef)) as store:
-            if not cases:
-                for leg, (kind, using) in LEG_VECTORS.items():
-                    if kind not in vectors or using not in store.dense_vectors():
-                        continue
-                    for filtered in (False, True):
-                        if filtered and not filters:
-                            continue
-                        for i, vec in enumerate(vectors[kind]):
-                            flt = filters[i % len(filters)] if filtered else None
-                            exact = store.search_dense_with(vec, K, flt, using, exact=True)
-                            if exact:
-                                cases.append((leg, f"{leg}/{filtered}", vec, flt, exact))
+            if not cases:  # the exact answers, once: they do not depend on the beam
+                for leg, using, filtered, vec, flt in _cases(store, vectors, filters):
+                    exact = store.search_dense_with(vec, K, flt, using, exact=True)
+                    if exact:
+                        cases.append((leg, f"{leg}/{filtered}", vec, flt, exact))
             groups: dict[str, list[float]] = {}
             ms: list[float] = []
             for leg, group, vec, flt, exact in cases:

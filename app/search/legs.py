@@ -70,7 +70,7 @@ def cross_modal(
     the small anchor search.
     """
     flt = flt or SearchFilter()
-    main = DenseQuery(vec, limit, flt, other, min_score, HIT_FIELDS)
+    main = dense_query(vec, limit, flt, other, min_score)
     anchors = DenseQuery(vec, ANCHORS, flt, own, None, (CATEGORY_PATH,))
     hits, near = store.search_batch([main, anchors])
     depth = len(category_ancestors(flt.category)) if flt.category else 0
@@ -79,7 +79,7 @@ def cross_modal(
         return hits
     # Each group lies inside the filter's category, so narrowing to it keeps the filter.
     inside = store.search_batch(
-        [DenseQuery(vec, limit, flt.with_category(g), other, min_score, HIT_FIELDS) for g in missed]
+        [dense_query(vec, limit, flt.with_category(g), other, min_score) for g in missed]
     )
     found: dict[str, Hit] = {}
     for hit in chain(hits, *inside):
@@ -97,8 +97,7 @@ def image_to_image(
 ) -> list[Hit]:
     """Query photo against catalog photos (image tower on both sides). ``ef``: the HNSW beam,
     when not the store's."""
-    query = DenseQuery(image_vec, limit, flt, IMAGE_VECTOR, min_score, HIT_FIELDS, ef)
-    return store.search_batch([query])[0]
+    return store.search_batch([dense_query(image_vec, limit, flt, IMAGE_VECTOR, min_score, ef)])[0]
 
 
 def image_instance(
@@ -114,7 +113,7 @@ def image_instance(
     Each catalog image is its own point, so a product with several photos matches on any of
     them (grouping by product keeps its best). ``ef``: the HNSW beam, when not the store's.
     """
-    query = DenseQuery(instance_vec, limit, flt, INSTANCE_VECTOR, min_score, HIT_FIELDS, ef)
+    query = dense_query(instance_vec, limit, flt, INSTANCE_VECTOR, min_score, ef)
     return store.search_batch([query])[0]
 
 
@@ -174,6 +173,8 @@ def dense_query(
     flt: SearchFilter | None,
     using: str,
     min_score: float | None = None,
+    ef: int | None = None,
 ) -> DenseQuery:
-    """A vector leg as a query, for ``search_batch``: hits with ``HIT_FIELDS`` only."""
-    return DenseQuery(vector, limit, flt, using, min_score, with_payload=HIT_FIELDS)
+    """A vector leg as a query, for ``search_batch``: hits with ``HIT_FIELDS`` only; ``ef``:
+    the HNSW beam, when not the store's."""
+    return DenseQuery(vector, limit, flt, using, min_score, with_payload=HIT_FIELDS, ef=ef)

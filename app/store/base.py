@@ -289,6 +289,37 @@ class KeywordQuery:
 StoreQuery = DenseQuery | KeywordQuery
 
 
+class OneQuerySearches:
+    """``search_dense`` and ``search_bm25`` as one-query ``search_batch`` calls: what the
+    backends share, so each implements only ``search_batch``."""
+
+    def search_batch(self, queries: Sequence[StoreQuery]) -> list[list[Hit]]:
+        raise NotImplementedError
+
+    def search_dense(
+        self,
+        vector: np.ndarray,
+        limit: int,
+        flt: SearchFilter | None = None,
+        using: str = IMAGE_VECTOR,
+        min_score: float | None = None,
+        with_payload: PayloadSelection = True,
+    ) -> list[Hit]:
+        return self.search_batch([DenseQuery(vector, limit, flt, using, min_score, with_payload)])[
+            0
+        ]
+
+    def search_bm25(
+        self,
+        text: str,
+        limit: int,
+        flt: SearchFilter | None = None,
+        min_score: float | None = None,
+        with_payload: PayloadSelection = True,
+    ) -> list[Hit]:
+        return self.search_batch([KeywordQuery(text, limit, flt, min_score, with_payload)])[0]
+
+
 class VectorStore(Protocol):
     """Typed interface of the product's store."""
 

@@ -40,7 +40,7 @@ from app.store.base import (
     Hit,
     HnswOptions,
     IndexStatus,
-    KeywordQuery,
+    OneQuerySearches,
     PayloadSelection,
     PointRecord,
     SearchFilter,
@@ -78,7 +78,7 @@ MAPPED_FIELDS = HIT_FIELDS
 MAP_ATTEMPTS = 3
 
 
-class EdgeStore:
+class EdgeStore(OneQuerySearches):
     """``VectorStore`` backed by one qdrant-edge shard (one process per directory)."""
 
     backend = "qdrant-edge"
@@ -336,19 +336,6 @@ class EdgeStore:
 
     # -- reads ---------------------------------------------------------------------------------
 
-    def search_dense(
-        self,
-        vector: np.ndarray,
-        limit: int,
-        flt: SearchFilter | None = None,
-        using: str = IMAGE_VECTOR,
-        min_score: float | None = None,
-        with_payload: PayloadSelection = True,
-    ) -> list[Hit]:
-        return self.search_batch([DenseQuery(vector, limit, flt, using, min_score, with_payload)])[
-            0
-        ]
-
     def search_dense_with(
         self,
         vector: np.ndarray,
@@ -382,16 +369,6 @@ class EdgeStore:
             with_vector=False,
         )
         return to_hits(shard.query(req))
-
-    def search_bm25(
-        self,
-        text: str,
-        limit: int,
-        flt: SearchFilter | None = None,
-        min_score: float | None = None,
-        with_payload: PayloadSelection = True,
-    ) -> list[Hit]:
-        return self.search_batch([KeywordQuery(text, limit, flt, min_score, with_payload)])[0]
 
     def search_batch(self, queries: Sequence[StoreQuery]) -> list[list[Hit]]:
         shard = self._require()

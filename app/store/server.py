@@ -39,8 +39,7 @@ from app.store.base import (
     Hit,
     HnswOptions,
     IndexStatus,
-    KeywordQuery,
-    PayloadSelection,
+    OneQuerySearches,
     PointRecord,
     SearchFilter,
     StoreInfo,
@@ -171,7 +170,7 @@ def path_client(path: Path) -> QdrantClient:
         ) from exc
 
 
-class QdrantServerStore:
+class QdrantServerStore(OneQuerySearches):
     """``VectorStore`` over one collection of a Qdrant server, cluster or local-mode folder.
 
     Nothing is asked of the server when the store is made: a server that is down makes the
@@ -474,29 +473,6 @@ class QdrantServerStore:
         return False
 
     # -- reads ---------------------------------------------------------------------------------
-
-    def search_dense(
-        self,
-        vector: np.ndarray,
-        limit: int,
-        flt: SearchFilter | None = None,
-        using: str = IMAGE_VECTOR,
-        min_score: float | None = None,
-        with_payload: PayloadSelection = True,
-    ) -> list[Hit]:
-        return self.search_batch([DenseQuery(vector, limit, flt, using, min_score, with_payload)])[
-            0
-        ]
-
-    def search_bm25(
-        self,
-        text: str,
-        limit: int,
-        flt: SearchFilter | None = None,
-        min_score: float | None = None,
-        with_payload: PayloadSelection = True,
-    ) -> list[Hit]:
-        return self.search_batch([KeywordQuery(text, limit, flt, min_score, with_payload)])[0]
 
     def search_batch(self, queries: Sequence[StoreQuery]) -> list[list[Hit]]:
         known = self._require()

@@ -93,6 +93,14 @@ def _goal(name: str, size: str, measured: Any, target: str, met: bool | None) ->
     return {"goal": name, "size": size, "measured": measured, "target": target, "met": met}
 
 
+def served_part(size: dict[str, Any]) -> tuple[dict[str, Any], str, str]:
+    """The part of a size's results that was served with every client count, its recall key
+    and a suffix naming it: the float store, or int8 where float was not built (1M)."""
+    if "float" in size:  # {"skipped": ...}: above --float-max-points
+        return size.get("int8") or {}, "recall_rescored", " (int8)"
+    return size, "recall", ""
+
+
 def goals(result: dict[str, Any]) -> list[dict[str, Any]]:
     """Issue 15's goals against this run's numbers (``met`` None where a goal's size or part
     was not measured in this run)."""
@@ -100,14 +108,15 @@ def goals(result: dict[str, Any]) -> list[dict[str, Any]]:
     sizes = [s for s in result.get("sizes", []) if "points" in s]
     for size in sizes:
         points, label = int(size["points"]), str(size["label"])
+        part, recall_key, variant = served_part(size)
         factor = 1.0 if points < 1_000_000 else 2.0
         if points >= 100_000:
             for mode in MODES:
-                p50 = _get(size, "http", mode, "1", "p50_ms")
+                p50 = _get(part, "http", mode, "1", "p50_ms")
                 limit = P50_GOAL_100K_MS[mode] * factor
                 out.append(
                     _goal(
-                        f"1 client p50 ms, {MODE_NAMES[mode]}",
+                        f"1 client p50 ms, {MODE_NAMES[mode]}{variant}",
                         label,
                         p50,
                         f"<= {limit:g}",
@@ -115,12 +124,12 @@ def goals(result: dict[str, Any]) -> list[dict[str, Any]]:
                     )
                 )
         for mode in MODES:
-            cell = _get(size, "http", mode, "8") or {}
+            cell = _get(part, "http", mode, "8") or {}
             p50, p95 = cell.get("p50_ms"), cell.get("p95_ms")
             ratio = round(p95 / p50, 2) if p50 and p95 else None
             out.append(
                 _goal(
-                    f"8 clients p95/p50, {MODE_NAMES[mode]}",
+                    f"8 clients p95/p50, {MODE_NAMES[mode]}{variant}",
                     label,
                     ratio,
                     "<= 4",
@@ -141,10 +150,10 @@ def goals(result: dict[str, Any]) -> list[dict[str, Any]]:
         # 10 of their 100 candidates; the cross-modal legs search more than once).
         for key, how in (("recall_at_10", "index"), ("recall_at_10_of_100", "legs as served")):
             for kind in ("unfiltered", "filtered"):
-                low = _low(size, "recall", kind, key)
+                low = _low(part, recall_key, kind, key)
                 out.append(
                     _goal(
-                        f"ANN recall@10 ({kind}, lowest leg, {how})",
+                        f"ANN recall@10 ({kind}, lowest leg, {how}){variant}",
                         label,
                         low,
                         ">= 0.99",
@@ -152,11 +161,12 @@ def goals(result: dict[str, Any]) -> list[dict[str, Any]]:
                     )
                 )
         if points >= 1_000_000:
-            for variant, part in (("float", size), ("int8", size.get("int8") or {})):
-                peak = _get(part, "server", "after", "peak_rss_mb")
+            stores = (("float", size), ("int8", size.get("int8") or {}))
+            for name, store in stores[1:] if "float" in size else stores:
+                peak = _get(store, "server", "after", "peak_rss_mb")
                 out.append(
                     _goal(
-                        f"server peak RSS MB ({variant})",
+                        f"server peak RSS MB ({name})",
                         label,
                         peak,
                         "<= 4096",
@@ -256,18 +266,21 @@ def render_tables(results: Sequence[tuple[str, dict[str, Any]]]) -> str:
     for name, result in results:
         for size in result.get("sizes", []):
             where = [name, str(size.get("label")), _fmt(size.get("points"))]
-            http = size.get("http") or {}
+            part, _, variant = served_part(size)
+            http = part.get("http") or {}
             row = [
-                *where,
+                name,
+                f"{size.get('label')}{variant}",
+                _fmt(size.get("points")),
                 _slash(_get(http, m, "1", "p50_ms") for m in MODES),
                 _slash(_get(http, m, "8", "qps") for m in MODES),
                 _slash(_get(http, m, "8", "p95_ms") for m in MODES),
                 _slash(_get(http, m, "32", "qps") for m in MODES),
-                _fmt(_get(size, "server", "after", "peak_rss_mb")),
+                _fmt(_get(part, "server", "after", "peak_rss_mb")),
                 _slash(
                     (
-                        (_get(size, "server", "load_average_at_start") or [None])[0],
-                        (_get(size, "server", "load_average_at_end") or [None])[0],
+                        (_get(part, "server", "load_average_at_start") or [None])[0],
+                        (_get(part, "server", "load_average_at_end") or [None])[0],
                     )
                 ),
             ]
@@ -381,7 +394,7 @@ def render_tables(results: Sequence[tuple[str, dict[str, Any]]]) -> str:
     curve_rows = [
         [
             name,
-            str(size.get("label")),
+            f"{size.get('label')}{variant}",
             ef,
             _fmt(point.get("min_recall_at_10")),
             _fmt(point.get("lowest_query")),
@@ -389,7 +402,8 @@ def render_tables(results: Sequence[tuple[str, dict[str, Any]]]) -> str:
         ]
         for name, result in results
         for size in result.get("sizes", [])
-        for ef, point in (size.get("recall_by_ef") or {}).items()
+        for part, _, variant in [served_part(size)]
+        for ef, point in (part.get("recall_by_ef") or {}).items()
     ]
     if curve_rows:
         lines += [

@@ -87,6 +87,9 @@ class BenchOptions:
     # The naive stack keeps every vector and payload as Python objects and scores every
     # document per BM25 term in Python: above this many points it is not run.
     naive_max_points: int = 100_000
+    # Above this many points only the int8 store is built: float at 1M indexes for hours on 2
+    # cores, and int8 (rescored) is the store a catalog that large serves from.
+    float_max_points: int = 100_000
 
     @property
     def clients(self) -> tuple[int, ...]:
@@ -319,22 +322,64 @@ def _bench_size(
             progress=run.progress,
         )
 
-    sized = run.step(f"{label}: store", lambda: build(None))
-    if sized is None:
-        return entry
-    entry["store"] = sized.build
-
     def recall(store_of: SizedStore, rescore: bool | None) -> dict[str, Any]:
         with closing(store_of.open()) as store:
             return measure_recall(store, qvecs, filters, rescore)
 
+    def curve(store_of: SizedStore) -> dict[str, Any]:
+        return recall_curve(lambda ef: store_of.open(ef), qvecs, filters)
+
+    if total > options.float_max_points:
+        entry["float"] = {
+            "skipped": f"{total} points: above --float-max-points {options.float_max_points} "
+            "(only the int8 store is built and measured at this size)"
+        }
+    else:
+        _bench_float(run, entry, label, total, build, recall, curve, queries, torch_encoder)
+    int8_only = "float" in entry
+    sized8 = run.step(f"{label}: int8 store", lambda: build("int8"))
+    if sized8 is not None:
+        int8: dict[str, Any] = {"store": sized8.build}
+        int8["recall_rescored"] = run.step(
+            f"{label}: int8 recall (rescored)", lambda: recall(sized8, True)
+        )
+        int8["recall_codes_only"] = run.step(
+            f"{label}: int8 recall (no rescoring)", lambda: recall(sized8, False)
+        )
+        if int8_only:  # the size's only store: measured as fully as float is elsewhere
+            int8["recall_by_ef"] = run.step(
+                f"{label}: int8 recall by search beam", lambda: curve(sized8)
+            )
+        if not options.quick:  # the same serving code as above: --quick spares the start
+            clients = options.clients if int8_only else (1,)
+            served8 = run.step(
+                f"{label}: int8 server", lambda: _serve(run, sized8, queries, clients)
+            )
+            if served8 is not None:
+                int8.update(served8)
+        entry["int8"] = int8
+    return entry
+
+
+def _bench_float(
+    run: Run,
+    entry: dict[str, Any],
+    label: str,
+    total: int,
+    build: Callable[[str | None], SizedStore],
+    recall: Callable[[SizedStore, bool | None], dict[str, Any]],
+    curve: Callable[[SizedStore], dict[str, Any]],
+    queries: BenchQueries,
+    torch_encoder: TorchEncoder | None,
+) -> None:
+    """The float store of one size into ``entry``: build, recall, the naive stack, the server."""
+    options = run.options
+    sized = run.step(f"{label}: store", lambda: build(None))
+    if sized is None:
+        return
+    entry["store"] = sized.build
     entry["recall"] = run.step(f"{label}: ANN recall", lambda: recall(sized, None))
-
-    entry["recall_by_ef"] = run.step(
-        f"{label}: recall by search beam",
-        lambda: recall_curve(lambda ef: sized.open(ef), qvecs, filters),
-    )
-
+    entry["recall_by_ef"] = run.step(f"{label}: recall by search beam", lambda: curve(sized))
     naive: NaiveStack | None = None
     if torch_encoder is None:
         entry["naive"] = {"skipped": "no torch model for this bundle (see naive_encoder)"}
@@ -363,19 +408,3 @@ def _bench_size(
             gc.collect()  # it holds every point as Python objects: free them before going on
     if served is not None:
         entry.update(served)
-
-    sized8 = run.step(f"{label}: int8 store", lambda: build("int8"))
-    if sized8 is not None:
-        int8: dict[str, Any] = {"store": sized8.build}
-        int8["recall_rescored"] = run.step(
-            f"{label}: int8 recall (rescored)", lambda: recall(sized8, True)
-        )
-        int8["recall_codes_only"] = run.step(
-            f"{label}: int8 recall (no rescoring)", lambda: recall(sized8, False)
-        )
-        if not options.quick:  # the same serving code as above: --quick spares the start
-            served8 = run.step(f"{label}: int8 server", lambda: _serve(run, sized8, queries, (1,)))
-            if served8 is not None:
-                int8.update(served8)
-        entry["int8"] = int8
-    return entry

@@ -59,6 +59,15 @@ def bench_all(
     naive_max_points: Annotated[
         int, typer.Option(min=0, help="Run the naive stack at sizes up to this many points.")
     ] = 100_000,
+    float_max_points: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Build and serve the float store at sizes up to this many points; above, only "
+            "the int8 store (which then gets every measurement). A float 1M store takes hours "
+            "to index on 2 cores and int8 is what 1M serves from.",
+        ),
+    ] = 100_000,
 ) -> None:
     """The whole benchmark in one run; sized stores are cached under <data-dir>/bench/."""
     if ctx.invoked_subcommand is not None:
@@ -86,6 +95,7 @@ def bench_all(
         catalog_dir=catalog,
         machine=machine,
         naive_max_points=naive_max_points,
+        float_max_points=float_max_points,
     )
     out = json_out or results_path(machine_label(machine))
     cfg = cfg.model_copy(update={"device": chosen})

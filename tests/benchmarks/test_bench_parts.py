@@ -221,6 +221,32 @@ def test_goals_say_met_not_met_or_not_measured() -> None:
     assert slow[("8 clients q/s, photo", "100k")] is False
 
 
+def test_a_size_served_from_int8_only_is_judged_on_its_int8_numbers() -> None:
+    """Above --float-max-points only the int8 store runs: its latency, recall and memory are
+    the size's, named as int8, and the float store is not held against the goals."""
+    measured = _result(25.0, 90.0, 0.995)["sizes"][0]  # type: ignore[index]
+    int8 = {
+        "http": measured["http"],
+        "recall_rescored": measured["recall"],
+        "server": {"after": {"peak_rss_mb": 3500.0}},
+    }
+    size = {"label": "1m", "points": 1_000_000, "float": {"skipped": "above"}, "int8": int8}
+    run = {"sizes": [size]}
+    met = {(g["goal"], g["size"]): g["met"] for g in goals(run)}
+    assert met[("1 client p50 ms, typed (int8)", "1m")] is True  # <= 2 x 15
+    assert met[("1 client p50 ms, photo+text (int8)", "1m")] is True
+    assert met[("ANN recall@10 (unfiltered, lowest leg, index) (int8)", "1m")] is True
+    assert met[("server peak RSS MB (int8)", "1m")] is True
+    assert ("server peak RSS MB (float)", "1m") not in met
+    int8["server"] = {"after": {"peak_rss_mb": 5000.0}}
+    int8["http"] = _result(70.0, 9.0, 0.9)["sizes"][0]["http"]  # type: ignore[index]
+    met = {(g["goal"], g["size"]): g["met"] for g in goals(run)}
+    assert met[("1 client p50 ms, photo (int8)", "1m")] is False
+    assert met[("server peak RSS MB (int8)", "1m")] is False
+    table = render_tables([("2026-01-03-box", run)])
+    assert "| 2026-01-03-box | 1m (int8) | 1000000 | 70.0 / 70.0 / 70.0 |" in table
+
+
 def test_the_readme_table_is_regenerated_and_the_prose_kept(tmp_path: Path) -> None:
     results = tmp_path / "results"
     results.mkdir()

@@ -24,13 +24,16 @@ from app.embedding.bundle import (
     load_manifest,
 )
 from app.embedding.preprocess import preprocess_images
-from app.embedding.tokenizer import load_tokenizer, trim_padding
+from app.embedding.tokenizer import length_groups, load_tokenizer, token_lengths, trim_padding
 
 log = logging.getLogger(__name__)
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
 DEVICES = ("auto", "cpu", "cuda")
+# Token positions per text batch (texts x padded length): measured on 2 cores, batches of ~8-16
+# product texts (~25 tokens) sorted by length ran 20-25 % faster per text than 32 unsorted ones.
+TEXT_BATCH_ROWS = 256
 
 # onnxruntime-gpu lists CUDA as available even where its libraries or the GPU are
 # missing; remember a failed attempt so "auto" does not retry (and re-log) per session.
@@ -314,12 +317,17 @@ class Encoder:
         if isinstance(texts, str):
             raise TypeError("encode_texts expects a sequence of strings, not one string")
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        for start in range(0, len(texts), self.max_batch):
-            chunk = texts[start : start + self.max_batch]
-            ids = self.tokenizer.encode_batch(chunk)
-            if self.text_dynamic_length:
-                ids = trim_padding(ids, self.tokenizer.pad_id)
-            out[start : start + len(chunk)] = self._run(self._text, TEXT_INPUT, ids)[0]
+        if not self.text_dynamic_length:  # every batch runs the full context: order is moot
+            for start in range(0, len(texts), self.max_batch):
+                ids = self.tokenizer.encode_batch(texts[start : start + self.max_batch])
+                out[start : start + len(ids)] = self._run(self._text, TEXT_INPUT, ids)[0]
+            return _l2_normalize(out)
+        if not texts:
+            return out
+        ids = self.tokenizer.encode_batch(texts)
+        pad = self.tokenizer.pad_id
+        for rows in length_groups(token_lengths(ids, pad), self.max_batch, TEXT_BATCH_ROWS):
+            out[rows] = self._run(self._text, TEXT_INPUT, trim_padding(ids[rows], pad))[0]
         return _l2_normalize(out)
 
     def __repr__(self) -> str:

@@ -258,6 +258,34 @@ def trim_padding(ids: np.ndarray, pad_id: int) -> np.ndarray:
     return np.ascontiguousarray(ids[:, :width])
 
 
+def token_lengths(ids: np.ndarray, pad_id: int) -> np.ndarray:
+    """Each row's length up to its last non-padding token (padding sits at the end)."""
+    used = ids != pad_id
+    last = ids.shape[1] - np.argmax(used[:, ::-1], axis=1)
+    return np.where(used.any(axis=1), last, 0).astype(np.int64)
+
+
+def length_groups(lengths: np.ndarray, max_batch: int, min_rows: int) -> list[np.ndarray]:
+    """Row indices in batches of similar length, shortest first.
+
+    A batch is padded to its longest text, so sorting by length first cuts the padded positions
+    (product texts of 10-40 tokens padded to 40 waste about a third). A batch closes once it holds
+    ``min_rows`` token positions, enough to keep the matmuls efficient, or ``max_batch`` texts;
+    smaller batches would pay more per call than padding costs. The length sorting of
+    translation decoders (Marian's maxi-batches: Junczys-Dowmunt et al., "Marian: Fast Neural
+    Machine Translation in C++", ACL 2018).
+    """
+    order = np.argsort(lengths, kind="stable")
+    groups: list[np.ndarray] = []
+    start = 0
+    for end in range(1, len(order) + 1):
+        longest = max(int(lengths[order[end - 1]]), 1)
+        if end - start >= max_batch or (end - start) * longest >= min_rows or end == len(order):
+            groups.append(order[start:end])
+            start = end
+    return groups
+
+
 def load_tokenizer(bundle_dir: Path, config: dict[str, Any], context_length: int) -> TextTokenizer:
     """The tokenizer a manifest's ``tokenizer`` entry describes."""
     kind = config.get("kind")

@@ -212,3 +212,18 @@ def test_text_tower_runs_at_the_batch_s_own_length(trained: tuple[Path, TrainRep
     padded = padded / np.linalg.norm(padded, axis=1, keepdims=True)
     # Trimmed to the longest text's tokens, the embeddings are those of the padded ids.
     assert np.allclose(encoder.encode_texts(texts), padded, atol=1e-5)
+
+
+def test_texts_batched_by_length_are_each_their_own(trained: tuple[Path, TrainReport]) -> None:
+    """A dynamic-length text tower runs texts in length-sorted batches: each vector still
+    comes back in its text's place, equal to that text embedded alone."""
+    bundle, _ = trained
+    encoder = Encoder(bundle, device="cpu", max_batch=4)
+    assert encoder.text_dynamic_length
+    words = "navy linen shirt with short sleeves for men in a blue summer cut".split()
+    assert len(words) + 2 <= encoder.manifest.context_length  # none cut short: all distinct
+    texts = [" ".join(words[:n]) for n in (9, 1, 4, 2, 13, 3, 7, 11, 5, 6)]
+    together = encoder.encode_texts(texts)
+    alone = np.stack([encoder.encode_texts([t])[0] for t in texts])
+    assert np.allclose(together, alone, atol=1e-5)
+    assert len({v.tobytes() for v in together}) == len(texts)

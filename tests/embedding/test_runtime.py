@@ -84,6 +84,16 @@ def test_text_embeddings(encoder: Encoder) -> None:
         encoder.encode_texts("red dress")
 
 
+def test_texts_batched_by_length_come_back_in_their_order(encoder: Encoder) -> None:
+    """Each vector is its own text's, as if it had been embedded alone (this bundle's text
+    graph has a fixed length; test_instance.py checks a dynamic one, batched by length)."""
+    texts = [("word " * n).strip() or "x" for n in (30, 1, 12, 2, 40, 3, 25, 5, 7, 18)]
+    together = encoder.encode_texts(texts)
+    alone = np.stack([encoder.encode_texts([t])[0] for t in texts])
+    assert np.allclose(together, alone, atol=1e-5)
+    assert len({v.tobytes() for v in together}) == len(texts)
+
+
 def test_empty_inputs(encoder: Encoder) -> None:
     assert encoder.encode_images([]).shape == (0, 64)
     assert encoder.encode_texts([]).shape == (0, 64)

@@ -11,7 +11,13 @@ from tokenizers import Tokenizer
 
 from app.embedding import ClipTokenizer, load_manifest
 from app.embedding import tokenizer as tokenizer_module
-from app.embedding.tokenizer import build_clip_tokenizer_json, clean_text, trim_padding
+from app.embedding.tokenizer import (
+    build_clip_tokenizer_json,
+    clean_text,
+    length_groups,
+    token_lengths,
+    trim_padding,
+)
 
 FULL_WIDTH = "\uff21\uff22\uff23 full width"  # full-width ABC
 
@@ -122,3 +128,22 @@ def test_trim_padding_keeps_the_longest_row() -> None:
     ids = np.array([[5, 7, 9, 0, 0, 0], [5, 9, 0, 0, 0, 0]])
     assert trim_padding(ids, 0).tolist() == [[5, 7, 9], [5, 9, 0]]
     assert trim_padding(np.zeros((2, 6), dtype=np.int64), 0).shape == (2, 2)
+
+
+def test_token_lengths_end_at_the_last_token_that_is_not_padding() -> None:
+    ids = np.array([[5, 7, 9, 0], [5, 0, 9, 0], [0, 0, 0, 0], [1, 2, 3, 4]])
+    assert token_lengths(ids, 0).tolist() == [3, 3, 0, 4]
+
+
+def test_length_groups_sort_by_length_and_close_at_the_row_budget() -> None:
+    lengths = np.array([30, 2, 10, 2, 30, 10, 3, 10])
+    groups = length_groups(lengths, max_batch=3, min_rows=20)
+    # Shortest first; every index exactly once; no group over max_batch texts.
+    assert sorted(int(i) for g in groups for i in g) == list(range(8))
+    flat = [int(lengths[i]) for g in groups for i in g]
+    assert flat == sorted(flat)
+    assert all(1 <= len(g) <= 3 for g in groups)
+    # A group closes once texts x its longest reaches 20 positions: 2,2,3 (max 3 texts), then
+    # 10,10 (20 positions), 10,30 (60), 30 (the last).
+    assert [[int(lengths[i]) for i in g] for g in groups] == [[2, 2, 3], [10, 10], [10, 30], [30]]
+    assert length_groups(np.array([], dtype=np.int64), 4, 10) == []

@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image
 
 from app.embedding.preprocess import draft_size, load_image
+from app.observability.heartbeat import with_heartbeat
 from app.store import ModelMismatchError, PointRecord, VectorStore, point_id
 from app.store.fields import CONTENT_HASH, PRODUCT_ID, SYNC_FIELDS
 from ingestion.catalog import Catalog, CatalogProduct, Reject, read_catalog
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 # Progress callback: (images just processed, images in the whole run).
 ProgressFn = Callable[[int, int], None]
 PREFETCH_BATCHES = 2
+INDEX_HEARTBEAT_S = 15.0
 # Smaller than this on either side is a placeholder or a tracking pixel, not a product photo.
 MIN_IMAGE_SIDE = 8
 
@@ -152,6 +154,7 @@ def ingest_catalog(
     replace_model: bool = False,
     prune: bool = False,
     bundle: Path | None = None,
+    indexing: Callable[[float], None] | None = None,
 ) -> IngestReport:
     """Bring the store in line with the catalog, one point per image, embedding only what changed.
 
@@ -168,6 +171,9 @@ def ingest_catalog(
 
     ``bundle``: the encoder's model bundle, recorded with a collection this run creates (a
     server that swaps to it loads that model).
+
+    ``indexing``: called with the seconds so far every ``INDEX_HEARTBEAT_S`` while the index
+    builds.
     """
     started = time.perf_counter()
     catalog = read_catalog(catalog_dir)
@@ -309,7 +315,10 @@ def ingest_catalog(
     report.products = len(searchable)
     report.images = len(present)
     if build_index and report.written:
-        report.index_built = store.build_index()
+        if indexing is None:
+            report.index_built = store.build_index()
+        else:  # minutes at 100k+ points, with nothing from the engine until it is done
+            report.index_built = with_heartbeat(store.build_index, indexing, INDEX_HEARTBEAT_S)
     report.seconds = time.perf_counter() - started
     log.info("%s; %s in %.1fs", report.summary(), report.changes(), report.seconds)
     return report

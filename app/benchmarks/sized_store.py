@@ -21,6 +21,7 @@ from typing import Any
 from app.benchmarks import Progress
 from app.benchmarks.synthetic import SYNTH_VERSION, RealPoints, SyntheticCatalog
 from app.files import write_text_atomic
+from app.observability.heartbeat import with_heartbeat
 from app.store import (
     IMAGE_VECTOR,
     INSTANCE_VECTOR,
@@ -140,7 +141,8 @@ def ensure_sized_store(
         load_s = time.perf_counter() - started
         t = time.perf_counter()
         progress(f"{step}: index", 0, 1)
-        store.build_index()
+        # The engine says nothing while it builds (most of an hour at 1M on 2 cores).
+        with_heartbeat(store.build_index, lambda _: progress(f"{step}: index", 0, 1))
         index_s = time.perf_counter() - t
         progress(f"{step}: index", 1, 1)
         status = store.index_status()

@@ -11,6 +11,8 @@ import typer
 from app.cli.common import err, fail, friendly_errors, progress_bar, settings
 
 if TYPE_CHECKING:
+    from rich.progress import TaskID
+
     from app.store.collections import StoreCollections
 
 
@@ -146,6 +148,13 @@ def ingest(
                     speed = progress.tasks[0].speed
                     progress.update(task, rate=f"{speed:.1f} img/s" if speed else "")
 
+                tasks: dict[str, TaskID] = {}
+
+                def indexing(seconds: float) -> None:
+                    if "index" not in tasks:
+                        tasks["index"] = progress.add_task("building the HNSW index", rate="")
+                    progress.update(tasks["index"], rate=f"{seconds:.0f}s so far")
+
                 report = ingest_catalog(
                     catalog_dir,
                     store,
@@ -157,6 +166,7 @@ def ingest(
                     replace_model=replace_model,
                     prune=prune,
                     bundle=cfg.model_dir,
+                    indexing=indexing,
                 )
             index = store.index_status().describe()
     except BaseException as exc:  # SystemExit from friendly_errors included: the run failed

@@ -220,7 +220,21 @@ def test_texts_batched_by_length_are_each_their_own(trained: tuple[Path, TrainRe
     bundle, _ = trained
     encoder = Encoder(bundle, device="cpu", max_batch=4)
     assert encoder.text_dynamic_length
-    words = "navy linen shirt with short sleeves for men in a blue summer cut".split()
+    words = [
+        "navy",
+        "linen",
+        "shirt",
+        "with",
+        "short",
+        "sleeves",
+        "for",
+        "men",
+        "in",
+        "a",
+        "blue",
+        "summer",
+        "cut",
+    ]
     assert len(words) + 2 <= encoder.manifest.context_length  # none cut short: all distinct
     texts = [" ".join(words[:n]) for n in (9, 1, 4, 2, 13, 3, 7, 11, 5, 6)]
     together = encoder.encode_texts(texts)

@@ -111,3 +111,30 @@ def test_only_a_model_change_drops_the_catalog_never_a_store_timeout(
         assert store.count() == 4 and store.info().model_id == fake_encoder.model_id
     finally:
         store.close()
+
+
+def test_a_long_index_build_keeps_talking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine says nothing while it builds the HNSW graph (minutes at 100k points): the
+    run reports the seconds so far meanwhile."""
+    import time
+
+    import ingestion.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "INDEX_HEARTBEAT_S", 0.01)
+    store = EdgeStore(tmp_path / "qdrant")
+    built = store.build_index
+
+    def slow_build() -> bool:
+        time.sleep(0.1)
+        return built()
+
+    monkeypatch.setattr(store, "build_index", slow_build)
+    said: list[float] = []
+    try:
+        report = ingest_catalog(
+            _catalog(tmp_path / "cat"), store, FakeEncoder(), indexing=said.append
+        )
+    finally:
+        store.close()
+    assert report.written > 0
+    assert len(said) >= 3 and said == sorted(said)

@@ -42,7 +42,11 @@ def load_encoder(settings: Settings) -> Encoder:
         )
     try:
         return Encoder(
-            bundle, device=settings.device, threads=settings.threads, max_batch=settings.batch_size
+            bundle,
+            device=settings.device,
+            threads=settings.threads,
+            max_batch=settings.batch_size,
+            concurrent_runs=settings.model_runs,
         )
     except (BundleError, ProviderError) as exc:
         raise SetupError(str(exc)) from exc

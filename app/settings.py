@@ -40,6 +40,12 @@ class Settings(BaseSettings):
         default="auto", description="ONNX Runtime provider: auto takes CUDA when it is usable."
     )
     threads: int | None = Field(default=None, description="ONNX Runtime intra-op threads.")
+    model_runs: int | None = Field(
+        default=None,
+        ge=1,
+        description="Model runs at once on CPU; more wait their turn (default: cores / threads, "
+        "so concurrent queries never oversubscribe the cores; unlimited on a GPU).",
+    )
     batch_size: int = Field(default=32, ge=1, le=1024, description="Images per inference batch.")
     rrf_k: int | None = Field(
         default=None,

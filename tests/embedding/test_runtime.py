@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -110,6 +111,55 @@ def test_concurrent_use_matches_serial(encoder: Encoder, images: list[Image.Imag
         got_i = np.concatenate([j.result() for j in image_jobs])
     assert np.allclose(got_t, serial_t, atol=1e-5)
     assert np.allclose(got_i, serial_i, atol=1e-5)
+
+
+class _CountingSession:
+    """Wraps a session: how many runs were inside it at once, at most. Each run waits (up to
+    0.5 s) for a second one to come in, so runs that may overlap do."""
+
+    def __init__(self, session: object) -> None:
+        self.session = session
+        self.inside = 0
+        self.most = 0
+        self.lock = threading.Lock()
+        self.second = threading.Event()
+
+    def run(self, *args: object) -> object:
+        with self.lock:
+            self.inside += 1
+            self.most = max(self.most, self.inside)
+            if self.inside >= 2:
+                self.second.set()
+        self.second.wait(0.5)
+        try:
+            return self.session.run(*args)  # type: ignore[attr-defined]
+        finally:
+            with self.lock:
+                self.inside -= 1
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.session, name)
+
+
+@pytest.mark.parametrize("runs", [1, 2])
+def test_concurrent_model_runs_stay_within_the_budget(tiny_bundle: Path, runs: int) -> None:
+    """On CPU, runs from concurrent requests beyond ``concurrent_runs`` wait their turn."""
+    encoder = Encoder(tiny_bundle, device="cpu", threads=1, concurrent_runs=runs)
+    counting = _CountingSession(encoder._text)
+    encoder._text = counting  # type: ignore[assignment]
+    texts = [[f"query {i}"] for i in range(6)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        got = list(pool.map(encoder.encode_texts, texts))
+    assert counting.most == runs
+    assert np.allclose(np.concatenate(got), encoder.encode_texts([t[0] for t in texts]), atol=1e-5)
+
+
+def test_the_default_budget_is_cores_over_threads(tiny_bundle: Path) -> None:
+    encoder = Encoder(tiny_bundle, device="cpu", threads=1)
+    assert encoder.concurrent_runs == max(1, default_threads())
+    assert Encoder(tiny_bundle, device="cpu", threads=64).concurrent_runs == 1
+    with pytest.raises(ValueError):
+        Encoder(tiny_bundle, device="cpu", concurrent_runs=0)
 
 
 def test_missing_bundle(tmp_path: Path) -> None:

@@ -43,8 +43,8 @@ class Settings(BaseSettings):
     model_runs: int | None = Field(
         default=None,
         ge=1,
-        description="Model runs at once on CPU; more wait their turn (default: cores / threads, "
-        "so concurrent queries never oversubscribe the cores; unlimited on a GPU).",
+        description="Model runs at once; more wait their turn (default: no cap. On 2 cores a "
+        "cap of 1 lowered 8-client throughput: runs overlap the engine's searches).",
     )
     batch_size: int = Field(default=32, ge=1, le=1024, description="Images per inference batch.")
     rrf_k: int | None = Field(

@@ -154,10 +154,14 @@ def test_concurrent_model_runs_stay_within_the_budget(tiny_bundle: Path, runs: i
     assert np.allclose(np.concatenate(got), encoder.encode_texts([t[0] for t in texts]), atol=1e-5)
 
 
-def test_the_default_budget_is_cores_over_threads(tiny_bundle: Path) -> None:
+def test_model_runs_are_not_capped_unless_asked(tiny_bundle: Path) -> None:
     encoder = Encoder(tiny_bundle, device="cpu", threads=1)
-    assert encoder.concurrent_runs == max(1, default_threads())
-    assert Encoder(tiny_bundle, device="cpu", threads=64).concurrent_runs == 1
+    assert encoder.concurrent_runs is None
+    counting = _CountingSession(encoder._text)
+    encoder._text = counting  # type: ignore[assignment]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        list(pool.map(encoder.encode_texts, [["a"], ["b"], ["c"]]))
+    assert counting.most >= 2
     with pytest.raises(ValueError):
         Encoder(tiny_bundle, device="cpu", concurrent_runs=0)
 

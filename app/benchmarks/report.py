@@ -289,8 +289,9 @@ def render_tables(results: Sequence[tuple[str, dict[str, Any]]]) -> str:
             index_rows.append(
                 [
                     *where,
-                    _fmt(_get(size, "store", "index_state")),
-                    _fmt(_get(size, "store", "index_build_s")),
+                    # the int8 store's build where it is the size's only one
+                    _fmt(_get(part, "store", "index_state")),
+                    _fmt(_get(part, "store", "index_build_s")),
                     _lows(size, "recall"),
                     _lows(size, "recall", "recall_at_10_of_100"),
                     _lows(int8, "recall_rescored"),
@@ -306,13 +307,15 @@ def render_tables(results: Sequence[tuple[str, dict[str, Any]]]) -> str:
             )
             naive = size.get("naive") or {}
             modes = naive.get("modes") or {}
+            float_skipped = (size.get("float") or {}).get("skipped")
+            why_not = naive.get("skipped") or float_skipped or "failed"
             naive_rows.append(
                 [
                     *where,
                     _slash(_get(modes, m, "server", "p50_ms") for m in MODES),
                     _slash(_get(modes, m, "naive", "p50_ms") for m in MODES)
                     if modes
-                    else f"not run: {str(naive.get('skipped', 'failed'))[:60]}",
+                    else f"not run: {str(why_not)[:60]}",
                     _slash(_get(modes, m, "speedup_p50") for m in MODES),
                     _slash(_get(modes, m, "top10_overlap_with_server") for m in MODES),
                 ]

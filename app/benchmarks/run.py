@@ -334,6 +334,7 @@ def _bench_size(
             "skipped": f"{total} points: above --float-max-points {options.float_max_points} "
             "(only the int8 store is built and measured at this size)"
         }
+        entry["naive"] = {"skipped": "no float store at this size (--float-max-points)"}
     else:
         _bench_float(run, entry, label, total, build, recall, curve, queries, torch_encoder)
     int8_only = "float" in entry

@@ -151,9 +151,11 @@ def ingest(
                 tasks: dict[str, TaskID] = {}
 
                 def indexing(seconds: float) -> None:
-                    if "index" not in tasks:
-                        tasks["index"] = progress.add_task("building the HNSW index", rate="")
-                    progress.update(tasks["index"], rate=f"{seconds:.0f}s so far")
+                    if "index" not in tasks:  # no total: the engine does not say how far it is
+                        tasks["index"] = progress.add_task(
+                            "building the HNSW index", total=None, rate="seconds"
+                        )
+                    progress.update(tasks["index"], completed=int(seconds))
 
                 report = ingest_catalog(
                     catalog_dir,

@@ -329,7 +329,8 @@ def _bench_size(
     def curve(store_of: SizedStore) -> dict[str, Any]:
         return recall_curve(lambda ef: store_of.open(ef), qvecs, filters)
 
-    if total > options.float_max_points:
+    int8_only = total > options.float_max_points
+    if int8_only:
         entry["float"] = {
             "skipped": f"{total} points: above --float-max-points {options.float_max_points} "
             "(only the int8 store is built and measured at this size)"
@@ -337,7 +338,6 @@ def _bench_size(
         entry["naive"] = {"skipped": "no float store at this size (--float-max-points)"}
     else:
         _bench_float(run, entry, label, total, build, recall, curve, queries, torch_encoder)
-    int8_only = "float" in entry
     sized8 = run.step(f"{label}: int8 store", lambda: build("int8"))
     if sized8 is not None:
         int8: dict[str, Any] = {"store": sized8.build}

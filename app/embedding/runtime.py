@@ -6,6 +6,7 @@ import logging
 import os
 import threading
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -257,10 +258,8 @@ class Encoder:
                 binding.bind_output(name, "cuda")
             session.run_with_iobinding(binding)
             raws = binding.copy_outputs_to_cpu()
-        elif self._runs is None:
-            raws = session.run(names, {input_name: batch})
         else:
-            with self._runs:
+            with self._runs or nullcontext():
                 raws = session.run(names, {input_name: batch})
         got = [np.asarray(raw, dtype=np.float32) for raw in raws]
         for out, (name, width) in zip(got, outputs, strict=True):
@@ -330,17 +329,20 @@ class Encoder:
         if isinstance(texts, str):
             raise TypeError("encode_texts expects a sequence of strings, not one string")
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        if not self.text_dynamic_length:  # every batch runs the full context: order is moot
-            for start in range(0, len(texts), self.max_batch):
-                ids = self.tokenizer.encode_batch(texts[start : start + self.max_batch])
-                out[start : start + len(ids)] = self._run(self._text, TEXT_INPUT, ids)[0]
-            return _l2_normalize(out)
         if not texts:
             return out
         ids = self.tokenizer.encode_batch(texts)
         pad = self.tokenizer.pad_id
-        for rows in length_groups(token_lengths(ids, pad), self.max_batch, TEXT_BATCH_ROWS):
-            out[rows] = self._run(self._text, TEXT_INPUT, trim_padding(ids[rows], pad))[0]
+        if self.text_dynamic_length:
+            groups = length_groups(token_lengths(ids, pad), self.max_batch, TEXT_BATCH_ROWS)
+        else:  # every batch runs the full context: order is moot
+            groups = [
+                np.arange(s, min(s + self.max_batch, len(texts)))
+                for s in range(0, len(texts), self.max_batch)
+            ]
+        for rows in groups:
+            batch = trim_padding(ids[rows], pad) if self.text_dynamic_length else ids[rows]
+            out[rows] = self._run(self._text, TEXT_INPUT, batch)[0]
         return _l2_normalize(out)
 
     def __repr__(self) -> str:

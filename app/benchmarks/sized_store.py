@@ -161,7 +161,7 @@ def ensure_sized_store(
         "disk_mb": disk_mb(folder / STORE_DIR),
     }
     if synthetic:
-        build["synthetic"] = synth.describe() | {"achieved_cosine": synth.achieved_cosine()}
+        build["synthetic"] = synth.describe() | {"nearest_real_cosine": synth.nearest_real_cosine()}
     write_text_atomic(
         folder / BUILD_FILE, json.dumps({"key": key, "inputs": inputs, "build": build})
     )

@@ -17,7 +17,6 @@ import json
 import logging
 import os
 import shutil
-import sys
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -59,6 +58,7 @@ from app.store.fields import (
     KEYWORD_FIELDS,
     PRODUCT_ID,
 )
+from app.store.hit_map import HitFieldMap
 from app.store.rwlock import ReadWriteLock
 
 log = logging.getLogger(__name__)
@@ -113,10 +113,11 @@ class EdgeStore(OneQuerySearches):
         # Readers (searches) against writers that change points: see app/store/rwlock.py.
         # Index builds take only ``_write_lock``: they change no point, so searches go on.
         self._rw = ReadWriteLock()
-        # point id -> MAPPED_FIELDS' values; built on the first search that can use it, then
-        # kept in step by every write (this process is the shard's only writer). ``_writes``
-        # counts writes, so a map read while a write landed is known stale and read again.
-        self._mapped: dict[str, tuple[str, str, str]] | None = None
+        # point id -> MAPPED_FIELDS' values (compact arrays); built on the first search that
+        # can use it, then kept in step by every write (this process is the shard's only
+        # writer). ``_writes`` counts writes, so a map read while a write landed is known
+        # stale and read again.
+        self._mapped: HitFieldMap | None = None
         self._writes = 0
         self._mapping = threading.Lock()  # the map and the count change together
         self._building = threading.Lock()  # one search reads the map at a time
@@ -326,9 +327,9 @@ class EdgeStore(OneQuerySearches):
                 self._writes += 1
                 if self._mapped is not None:
                     for d in delete:
-                        self._mapped.pop(str(d), None)
+                        self._mapped.delete(str(d))
                     for p in upsert:
-                        self._mapped[p.id] = _mapped_values(p.payload)
+                        self._mapped.set(p.id, _mapped_values(p.payload))
 
     def build_index(self) -> bool:
         with self._write_lock:
@@ -396,7 +397,7 @@ class EdgeStore(OneQuerySearches):
         except Exception as exc:  # closed meanwhile (a swap); the next search reads it again
             log.info("the store at %s was not warmed: %s", self.root, exc)
 
-    def _mapped_points(self) -> dict[str, tuple[str, str, str]] | None:
+    def _mapped_points(self) -> HitFieldMap | None:
         """The map of MAPPED_FIELDS, read from the engine once; None (searches then read the
         engine's payloads) while there is no shard, or when writes kept landing while it was
         read."""
@@ -407,7 +408,8 @@ class EdgeStore(OneQuerySearches):
                 if self._mapped is not None:
                     break
                 seen = self._writes
-                built = {h.id: _mapped_values(h.payload) for h in self.scan(MAPPED_FIELDS)}
+                rows = ((h.id, _mapped_values(h.payload)) for h in self.scan(MAPPED_FIELDS))
+                built = HitFieldMap(rows)
                 with self._mapping:
                     if self._writes == seen:  # no write landed while it was read
                         self._mapped = built
@@ -417,14 +419,13 @@ class EdgeStore(OneQuerySearches):
         self,
         points: Sequence[qe.ScoredPoint],
         fields: PayloadSelection,
-        lookup: dict[str, tuple[str, str, str]],
+        lookup: HitFieldMap,
     ) -> list[Hit]:
         assert isinstance(fields, tuple)
         at = [MAPPED_FIELDS.index(f) for f in fields]
         hits = []
-        for p in points:
-            pid = str(p.id)
-            values = lookup.get(pid)
+        ids = [str(p.id) for p in points]
+        for p, pid, values in zip(points, ids, lookup.get_many(ids), strict=True):
             if values is None:  # written or deleted since the engine answered: ask it again
                 found = self.retrieve([pid])
                 values = _mapped_values(found[0].payload if found else {})
@@ -560,6 +561,5 @@ def _only_mapped(selected: PayloadSelection) -> bool:
 
 
 def _mapped_values(payload: dict[str, Any]) -> tuple[str, str, str]:
-    # Category paths repeat across the catalog: one string each, not one per point.
     product, image, path = (str(payload.get(f) or "") for f in MAPPED_FIELDS)
-    return product, image, sys.intern(path)
+    return product, image, path

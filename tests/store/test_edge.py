@@ -370,6 +370,6 @@ def test_a_hit_missing_from_the_map_is_read_from_the_engine(store: EdgeStore) ->
     probe = _records(30)[9]
     store.search_dense(probe.image_vector, 1, with_payload=HIT_FIELDS)  # the map is built
     assert store._mapped is not None
-    del store._mapped[probe.id]  # as if written after the engine answered
+    store._mapped.delete(probe.id)  # as if deleted after the engine answered
     hit = store.search_dense(probe.image_vector, 1, with_payload=HIT_FIELDS)[0]
     assert hit.id == probe.id and hit.payload["product_id"] == probe.payload["product_id"]

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import IO, Protocol
 
 import numpy as np
 from PIL import Image
@@ -154,7 +154,7 @@ def ingest_catalog(
     replace_model: bool = False,
     prune: bool = False,
     bundle: Path | None = None,
-    indexing: Callable[[float], None] | None = None,
+    indexing: IO[str] | None = None,
 ) -> IngestReport:
     """Bring the store in line with the catalog, one point per image, embedding only what changed.
 
@@ -172,8 +172,8 @@ def ingest_catalog(
     ``bundle``: the encoder's model bundle, recorded with a collection this run creates (a
     server that swaps to it loads that model).
 
-    ``indexing``: called with the seconds so far every ``INDEX_HEARTBEAT_S`` while the index
-    builds.
+    ``indexing``: a stream that gets a line with the seconds so far every ``INDEX_HEARTBEAT_S``
+    while the index builds.
     """
     started = time.perf_counter()
     catalog = read_catalog(catalog_dir)
@@ -318,7 +318,9 @@ def ingest_catalog(
         if indexing is None:
             report.index_built = store.build_index()
         else:  # minutes at 100k+ points, with nothing from the engine until it is done
-            report.index_built = with_heartbeat(store.build_index, indexing, INDEX_HEARTBEAT_S)
+            report.index_built = with_heartbeat(
+                store.build_index, "building the HNSW index", INDEX_HEARTBEAT_S, indexing
+            )
     report.seconds = time.perf_counter() - started
     log.info("%s; %s in %.1fs", report.summary(), report.changes(), report.seconds)
     return report

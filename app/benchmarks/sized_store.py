@@ -141,8 +141,9 @@ def ensure_sized_store(
         load_s = time.perf_counter() - started
         t = time.perf_counter()
         progress(f"{step}: index", 0, 1)
-        # The engine says nothing while it builds (most of an hour at 1M on 2 cores).
-        with_heartbeat(store.build_index, lambda _: progress(f"{step}: index", 0, 1))
+        # The engine says nothing while it builds (most of an hour at 1M on 2 cores), and
+        # holds the GIL: the progress bar is frozen meanwhile, so a child process talks.
+        with_heartbeat(store.build_index, f"{step}: building the HNSW index")
         index_s = time.perf_counter() - t
         progress(f"{step}: index", 1, 1)
         status = store.index_status()

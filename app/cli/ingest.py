@@ -11,8 +11,6 @@ import typer
 from app.cli.common import err, fail, friendly_errors, progress_bar, settings
 
 if TYPE_CHECKING:
-    from rich.progress import TaskID
-
     from app.store.collections import StoreCollections
 
 
@@ -148,15 +146,6 @@ def ingest(
                     speed = progress.tasks[0].speed
                     progress.update(task, rate=f"{speed:.1f} img/s" if speed else "")
 
-                tasks: dict[str, TaskID] = {}
-
-                def indexing(seconds: float) -> None:
-                    if "index" not in tasks:  # no total: the engine does not say how far it is
-                        tasks["index"] = progress.add_task(
-                            "building the HNSW index", total=None, rate="seconds"
-                        )
-                    progress.update(tasks["index"], completed=int(seconds))
-
                 report = ingest_catalog(
                     catalog_dir,
                     store,
@@ -168,7 +157,9 @@ def ingest(
                     replace_model=replace_model,
                     prune=prune,
                     bundle=cfg.model_dir,
-                    indexing=indexing,
+                    # The engine holds the GIL while it builds, so the bar is frozen then:
+                    # lines on stderr say it is alive.
+                    indexing=progress.console.file,
                 )
             index = store.index_status().describe()
     except BaseException as exc:  # SystemExit from friendly_errors included: the run failed

@@ -15,7 +15,7 @@ Technique", JAIR 2002):
 - the payload keeps every field of the source (category path and ancestors, attributes,
   price, image) under a new, unique product id.
 
-Why this shape (``/work`` notes of issue 15; dev catalog, image vectors). A synthetic-only
+Why this shape (dev catalog, image vectors; bench/README.md has the text ones). A synthetic-only
 sample as large as the real catalog, against the real catalog: median nearest-neighbour cosine
 0.92 (real 0.89), participation ratio of the vectors 16.4 (16.8) and of nearest-neighbour
 differences 65 (62), hubness (skew of 10-occurrence) 1.07 (0.99). The first generator, every

@@ -4,8 +4,8 @@ memory so that legs never ask the engine for payloads (``EdgeStore``'s hot path)
 A dict of Python strings took about 300 bytes a point: 300 MB of a 1M-product server's memory
 (tracemalloc, ids included). This keeps about 70 (70 MB at 1M): point ids (UUIDs) as two sorted
 uint64 arrays, product ids and image names in one string each with offsets, category paths as
-codes into a list of the distinct paths. A lookup of 100 hits costs tens of microseconds more
-than the dict's. Writes made after the arrays were packed go to a dict that lookups read first;
+codes into a list of the distinct paths. The price: a lookup of 100 hits takes about 0.1 ms
+where the dict took 5 us (104 against 5.3 us, measured). Writes made after the arrays were packed go to a dict that lookups read first;
 it is folded into the arrays once it grows past a quarter of them (or ``FOLD_AT``).
 """
 
@@ -116,14 +116,21 @@ def _pack(rows: Iterable[tuple[int, str, str, str]], extra: dict[str, Values | N
 
 def _halves(pids: Sequence[str]) -> tuple[np.ndarray, np.ndarray, list[bool]]:
     """Each id's UUID as two uint64 halves, and whether it is a UUID at all."""
-    ok = [len(p) == 36 and p[8] == p[13] == p[18] == p[23] == "-" for p in pids]
-    if all(ok):  # the usual case, in a few vectorised steps
-        try:
-            raw = bytes.fromhex("".join(pids).replace("-", ""))
-            halves = np.frombuffer(raw, ">u8").astype(np.uint64).reshape(-1, 2)
-            return halves[:, 0], halves[:, 1], ok
-        except ValueError:
-            pass
+    n = len(pids)
+    joined = "".join(pids)
+    dashes = "-" * n
+    # The usual case, every id a UUID in its 36-character form, in a few C-level steps.
+    if (
+        set(map(len, pids)) == {36}
+        and joined[8::36] == joined[13::36] == joined[18::36] == joined[23::36] == dashes
+    ):
+        digits = joined.replace("-", "")
+        if len(digits) == 32 * n:  # no hyphen anywhere else
+            try:
+                halves = np.frombuffer(bytes.fromhex(digits), ">u8").astype(np.uint64)
+                return halves[0::2], halves[1::2], [True] * n
+            except ValueError:  # not hex: look at each id below
+                pass
     keys = [uuid_int(p) for p in pids]
     ok = [k is not None for k in keys]
     nums = [k if k is not None else 0 for k in keys]
@@ -180,7 +187,9 @@ class HitFieldMap:
         packed = self._packed
         out: list[Values | None] = [None] * len(pids)
         ask: list[int] = []  # places in pids of ids to look up in the arrays
-        for i, pid in enumerate(pids):
+        if not packed.extra:  # no write since the arrays were packed (the usual case)
+            ask = list(range(len(pids)))
+        for i, pid in enumerate(pids if packed.extra else ()):
             if pid in packed.extra:
                 out[i] = packed.extra[pid]
             else:

@@ -58,7 +58,7 @@ from app.store.fields import (
     KEYWORD_FIELDS,
     PRODUCT_ID,
 )
-from app.store.hit_map import HitFieldMap
+from app.store.hit_map import HitMap, hit_map
 from app.store.rwlock import ReadWriteLock
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,7 @@ class EdgeStore(OneQuerySearches):
         # can use it, then kept in step by every write (this process is the shard's only
         # writer). ``_writes`` counts writes, so a map read while a write landed is known
         # stale and read again.
-        self._mapped: HitFieldMap | None = None
+        self._mapped: HitMap | None = None
         self._writes = 0
         self._mapping = threading.Lock()  # the map and the count change together
         self._building = threading.Lock()  # one search reads the map at a time
@@ -397,7 +397,7 @@ class EdgeStore(OneQuerySearches):
         except Exception as exc:  # closed meanwhile (a swap); the next search reads it again
             log.info("the store at %s was not warmed: %s", self.root, exc)
 
-    def _mapped_points(self) -> HitFieldMap | None:
+    def _mapped_points(self) -> HitMap | None:
         """The map of MAPPED_FIELDS, read from the engine once; None (searches then read the
         engine's payloads) while there is no shard, or when writes kept landing while it was
         read."""
@@ -409,7 +409,7 @@ class EdgeStore(OneQuerySearches):
                     break
                 seen = self._writes
                 rows = ((h.id, _mapped_values(h.payload)) for h in self.scan(MAPPED_FIELDS))
-                built = HitFieldMap(rows)
+                built = hit_map(rows, self.count())
                 with self._mapping:
                     if self._writes == seen:  # no write landed while it was read
                         self._mapped = built
@@ -419,7 +419,7 @@ class EdgeStore(OneQuerySearches):
         self,
         points: Sequence[qe.ScoredPoint],
         fields: PayloadSelection,
-        lookup: HitFieldMap,
+        lookup: HitMap,
     ) -> list[Hit]:
         assert isinstance(fields, tuple)
         at = [MAPPED_FIELDS.index(f) for f in fields]

@@ -315,7 +315,13 @@ def test_the_graph_is_built_as_configured_and_the_beam_follows_the_opener(tmp_pa
         HnswOptions(m=2)
 
 
-def test_hit_fields_come_from_memory_and_follow_every_write(store: EdgeStore) -> None:
+@pytest.mark.parametrize("compact_from", [0, 10**9], ids=["compact", "dict"])
+def test_hit_fields_come_from_memory_and_follow_every_write(
+    store: EdgeStore, compact_from: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.store import hit_map
+
+    monkeypatch.setattr(hit_map, "COMPACT_FROM", compact_from)
     recs = _records(30)
     probe = recs[4]
     hits = store.search_dense(probe.image_vector, 30, with_payload=HIT_FIELDS)
@@ -329,6 +335,8 @@ def test_hit_fields_come_from_memory_and_follow_every_write(store: EdgeStore) ->
         text=probe.text,
         payload={**probe.payload, "category_path": "Grocery/Fruit/Pear", "image_file": "new.jpg"},
     )
+    kind = hit_map.HitFieldMap if compact_from == 0 else hit_map.PlainHitMap
+    assert isinstance(store._mapped, kind)
     store.write([moved], [recs[5].id])
     hits = store.search_dense(probe.image_vector, 30, with_payload=HIT_FIELDS)
     assert hits[0].id == probe.id

@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
-from app.store import hit_map
-from app.store.hit_map import HitFieldMap, Values, uuid_int
+from app.store import hit_map as hit_map_module
+from app.store.hit_map import COMPACT_FROM, HitFieldMap, PlainHitMap, Values, hit_map, uuid_int
 
 
 def _values(rng: random.Random) -> Values:
@@ -20,7 +20,7 @@ def _ids(rng: random.Random, n: int) -> list[str]:
 
 
 def test_lookups_match_a_dict_through_writes_and_folds(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(hit_map, "FOLD_AT", 40)  # fold often
+    monkeypatch.setattr(hit_map_module, "FOLD_AT", 40)  # fold often
     rng = random.Random(7)
     ids = [*_ids(rng, 400), "17", "not-a-uuid", "é"]  # ids in other forms too
     oracle = {pid: _values(rng) for pid in ids[:300]}
@@ -61,3 +61,13 @@ def test_uuid_form_is_recognised_and_nothing_else() -> None:
     assert uuid_int(u.hex) is None  # no hyphens: not the engine's form, kept as a string
     assert uuid_int("zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz") is None
     assert HitFieldMap([]).get(str(u)) is None
+
+
+def test_small_stores_get_the_dict_and_large_ones_the_compact_map() -> None:
+    rows = [(str(uuid.uuid4()), ("p", "i.jpg", "c"))]
+    assert isinstance(hit_map(rows, COMPACT_FROM - 1), PlainHitMap)
+    assert isinstance(hit_map(rows, COMPACT_FROM), HitFieldMap)
+    plain = PlainHitMap(rows)
+    plain.set("x", ("q", "j.jpg", "c"))
+    plain.delete(rows[0][0])
+    assert plain.get_many([rows[0][0], "x"]) == [None, ("q", "j.jpg", "c")] and len(plain) == 1

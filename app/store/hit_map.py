@@ -134,10 +134,12 @@ def _halves(pids: Sequence[str]) -> tuple[np.ndarray, np.ndarray, list[bool]]:
         digits = joined.replace("-", "")
         if len(digits) == 32 * n:  # no hyphen anywhere else
             try:
-                halves = np.frombuffer(bytes.fromhex(digits), ">u8").astype(np.uint64)
-                return halves[0::2], halves[1::2], [True] * n
+                raw = bytes.fromhex(digits)
             except ValueError:  # not hex: look at each id below
-                pass
+                raw = b""
+            if len(raw) == 16 * n:  # (fromhex skips whitespace: then it is short)
+                halves = np.frombuffer(raw, ">u8").astype(np.uint64)
+                return halves[0::2], halves[1::2], [True] * n
     keys = [uuid_int(p) for p in pids]
     ok = [k is not None for k in keys]
     nums = [k if k is not None else 0 for k in keys]

@@ -60,6 +60,10 @@ def test_uuid_form_is_recognised_and_nothing_else() -> None:
     assert uuid_int(str(u).upper()) == u.int
     assert uuid_int(u.hex) is None  # no hyphens: not the engine's form, kept as a string
     assert uuid_int("zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz") is None
+    # Ids of UUID shape that are not hex (spaces included, which fromhex would skip).
+    m = HitFieldMap([(str(u), ("p", "i.jpg", "c"))])
+    odd = ["zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz", str(u)[:9] + " " + str(u)[10:]]
+    assert m.get_many([*odd, str(u)]) == [None, None, ("p", "i.jpg", "c")]
     assert HitFieldMap([]).get(str(u)) is None
 
 

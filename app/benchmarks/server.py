@@ -20,6 +20,8 @@ from pathlib import Path
 
 import httpx
 
+from app.processes import stop
+
 MEMORY_FIELDS = {
     "VmRSS": "rss_mb",
     "VmHWM": "peak_rss_mb",
@@ -121,9 +123,4 @@ def serving(
             if proc.poll() is not None:
                 raise ServerError(f"the server died during the run:\n{_tail(log_path)}")
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc, grace_s=60)

@@ -15,6 +15,8 @@ import sys
 from collections.abc import Callable
 from typing import IO, TypeVar
 
+from app.processes import stop
+
 T = TypeVar("T")
 
 # The child: a line every ``every`` seconds; it leaves when its parent is gone (a killed run
@@ -54,9 +56,4 @@ def with_heartbeat(
     try:
         return fn()
     finally:
-        child.terminate()
-        try:
-            child.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+        stop(child, grace_s=5)

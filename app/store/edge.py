@@ -113,7 +113,7 @@ class EdgeStore(OneQuerySearches):
         # Readers (searches) against writers that change points: see app/store/rwlock.py.
         # Index builds take only ``_write_lock``: they change no point, so searches go on.
         self._rw = ReadWriteLock()
-        # point id -> MAPPED_FIELDS' values (compact arrays); built on the first search that
+        # point id -> MAPPED_FIELDS' values (``hit_map``); built on the first search that
         # can use it, then kept in step by every write (this process is the shard's only
         # writer). ``_writes`` counts writes, so a map read while a write landed is known
         # stale and read again.

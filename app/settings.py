@@ -118,6 +118,25 @@ class Settings(BaseSettings):
         description="HNSW search beam of every dense search: recall against latency "
         "(bench/README.md has the curve).",
     )
+    hnsw_ef_large: int = Field(
+        default=HnswOptions.ef_large,
+        ge=1,
+        le=4_096,
+        description="HNSW search beam of collections of hnsw_large_from points or more.",
+    )
+    hnsw_large_from: int = Field(
+        default=HnswOptions.large_from,
+        ge=0,
+        description="Collections of this many points or more search with hnsw_ef_large, "
+        "and without ACORN.",
+    )
+    hnsw_acorn: float = Field(
+        default=HnswOptions.acorn_max_selectivity,
+        ge=0.0,
+        le=1.0,
+        description="Filtered searches of smaller collections use ACORN when the filter "
+        "matches at most this share of the points (0: never).",
+    )
     hnsw_full_scan_kb: int = Field(
         default=HnswOptions.full_scan_kb,
         ge=1,
@@ -241,6 +260,9 @@ class Settings(BaseSettings):
             ef_construct=self.hnsw_ef_construct,
             ef=self.hnsw_ef,
             full_scan_kb=self.hnsw_full_scan_kb,
+            ef_large=self.hnsw_ef_large,
+            large_from=self.hnsw_large_from,
+            acorn_max_selectivity=self.hnsw_acorn,
         )
 
     @property

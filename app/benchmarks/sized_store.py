@@ -13,7 +13,7 @@ import hashlib
 import json
 import shutil
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -52,7 +52,7 @@ class SizedStore:
 
     def open(self, ef: int | None = None) -> EdgeStore:
         """The store, searching with the search beam ``ef`` (default: the configured one)."""
-        hnsw = self.hnsw if ef is None else replace(self.hnsw, ef=ef)
+        hnsw = self.hnsw if ef is None else self.hnsw.fixed_beam(ef)
         return EdgeStore(self.store_dir, hnsw=hnsw)
 
 

@@ -69,7 +69,8 @@ class HnswOptions:
 
     ``m`` (links per node) and ``ef_construct`` are fixed when a collection is created (its meta
     records them); ``ef``, the search beam, applies to every search and may change any time
-    (the engine searches at least as wide as the hits asked for). Chosen from recall against
+    (the engine searches at least as wide as the hits asked for; ``beam(points)`` widens it
+    for large collections, ``acorn(points)`` decides filtered walks). Chosen from recall against
     exact search at 100k products (``snapshop bench``, bench/README.md): with Qdrant's defaults
     (16, 100, beam 100) the legs found 0.62-0.99 of the exact top 10. m 32 and ef_construct 256
     raised every leg; a beam of 512 brought each leg, as served, to >= 0.99 (256: 0.958).
@@ -86,10 +87,46 @@ class HnswOptions:
     ef_construct: int = 256
     ef: int = 512
     full_scan_kb: int = 30_000
+    # From ``large_from`` points on, the graph is deeper and a walk more often settles in the
+    # wrong region: at 1M (bench/README.md) beam 1,024 raised the worst leg from 0.946 to 0.968
+    # unfiltered and the photo leg filtered from 0.91 to 0.98, for ~0.2-1.3 ms a search; at
+    # 100k the same beam bought 0.02 on one filtered leg for ~0.5-1.4 ms, so smaller stores
+    # keep ``ef``.
+    ef_large: int = 1_024
+    large_from: int = 250_000
+    # Filtered walks only step on matching points, so a cluster linked to the rest only
+    # through non-matching ones is out of reach at any beam. ACORN (Patel et al., SIGMOD 2024)
+    # also looks through non-matching neighbours to theirs, for filters matching at most this
+    # share of the points (0: never). Below ``large_from`` only: at 100k it took the
+    # photo->text leg filtered from 0.954 to 0.976 (beam 512; 0.998 at 1,024) for ~0.2 ms; at
+    # 1M it made filtered searches 2-5x slower (instance leg 8.8 -> 46 ms) for <= 0.06.
+    acorn_max_selectivity: float = 0.4
 
     def __post_init__(self) -> None:
-        if self.m < 4 or self.ef_construct < 4 or self.ef < 1 or self.full_scan_kb < 1:
+        if (
+            self.m < 4
+            or self.ef_construct < 4
+            or self.ef < 1
+            or self.full_scan_kb < 1
+            or self.ef_large < 1
+            or self.large_from < 0
+            or not 0.0 <= self.acorn_max_selectivity <= 1.0
+        ):
             raise ValueError(f"HNSW options out of range: {self}")
+
+    def beam(self, points: int) -> int:
+        """The search beam for a collection of ``points`` points."""
+        return self.ef_large if points >= self.large_from else self.ef
+
+    def acorn(self, points: int) -> float | None:
+        """ACORN's filter-share ceiling for a collection of ``points`` points; None: off."""
+        if points >= self.large_from or self.acorn_max_selectivity <= 0:
+            return None
+        return self.acorn_max_selectivity
+
+    def fixed_beam(self, ef: int) -> HnswOptions:
+        """These options searching with beam ``ef`` at every size (for measuring one beam)."""
+        return replace(self, ef=ef, ef_large=ef)
 
 
 # Fixed namespace so a (product, image) pair maps to the same point id on every machine and run.

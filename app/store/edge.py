@@ -99,7 +99,10 @@ class EdgeStore(OneQuerySearches):
         # The graph's m/ef_construct apply when this object creates the collection; the search
         # beam ``ef`` applies to every dense search of this object.
         self._hnsw = hnsw or HnswOptions()
-        self._dense_params = qe.SearchParams(hnsw_ef=self._hnsw.ef)
+        # Rescoring of quantised candidates (set on open); the beam and ACORN follow the
+        # collection's size, read again after writes (``_search_params``).
+        self._rescore: qe.QuantizationSearchParams | None = None
+        self._params: tuple[int, qe.SearchParams] | None = None  # (writes seen, params)
         self._shard_dir = root / SHARD_DIR
         self._meta_path = root / META_FILE
         self._meta: dict[str, Any] | None = None
@@ -155,8 +158,10 @@ class EdgeStore(OneQuerySearches):
         self._bm25 = Bm25Terms(float(self._meta["bm25_avg_len"]))
         if self._meta.get("quantization"):
             # The engine's default for scalar codes is no rescoring: ask for it on every search.
-            rescore = qe.QuantizationSearchParams(rescore=True, oversampling=RESCORE_OVERSAMPLING)
-            self._dense_params = qe.SearchParams(hnsw_ef=self._hnsw.ef, quantization=rescore)
+            self._rescore = qe.QuantizationSearchParams(
+                rescore=True, oversampling=RESCORE_OVERSAMPLING
+            )
+        self._params = None
 
     def _config(self) -> qe.EdgeConfig:
         assert self._meta is not None
@@ -337,6 +342,22 @@ class EdgeStore(OneQuerySearches):
 
     # -- reads ---------------------------------------------------------------------------------
 
+    def _search_params(self) -> qe.SearchParams:
+        """Every dense search's engine params: the beam and ACORN for the collection's size
+        now (``HnswOptions.beam``, ``acorn``), and rescoring when it is quantised."""
+        writes = self._writes
+        cached = self._params
+        if cached is not None and cached[0] == writes:
+            return cached[1]
+        points = self._require().info().points_count
+        share = self._hnsw.acorn(points)
+        acorn = None if share is None else qe.AcornSearchParams(enable=True, max_selectivity=share)
+        params = qe.SearchParams(
+            hnsw_ef=self._hnsw.beam(points), quantization=self._rescore, acorn=acorn
+        )
+        self._params = (writes, params)
+        return params
+
     def search_dense_with(
         self,
         vector: np.ndarray,
@@ -355,7 +376,8 @@ class EdgeStore(OneQuerySearches):
         shard = self._require()
         if using not in self.dense_vectors():
             raise ValueError(f"unknown dense vector {using!r}")
-        quantization = self._dense_params.quantization
+        params = self._search_params()
+        quantization = params.quantization
         if rescore is not None:
             oversampling = RESCORE_OVERSAMPLING if rescore else None
             quantization = qe.QuantizationSearchParams(rescore=rescore, oversampling=oversampling)
@@ -364,7 +386,10 @@ class EdgeStore(OneQuerySearches):
             query=qe.Query.Nearest(np.asarray(vector, dtype=np.float32).tolist(), using=using),
             filter=engine_filter(flt),
             params=qe.SearchParams(
-                hnsw_ef=ef or self._hnsw.ef, exact=exact, quantization=quantization
+                hnsw_ef=ef or params.hnsw_ef,
+                exact=exact,
+                quantization=quantization,
+                acorn=params.acorn,
             ),
             with_payload=False,
             with_vector=False,
@@ -441,9 +466,11 @@ class EdgeStore(OneQuerySearches):
                 raise ValueError(f"unknown dense vector {query.using!r}; have {', '.join(have)}")
             vector = np.asarray(query.vector, dtype=np.float32).tolist()
             nearest = qe.Query.Nearest(vector, using=query.using)
-            params = self._dense_params
+            params = self._search_params()
             if query.ef is not None:
-                params = qe.SearchParams(hnsw_ef=query.ef, quantization=params.quantization)
+                params = qe.SearchParams(
+                    hnsw_ef=query.ef, quantization=params.quantization, acorn=params.acorn
+                )
         else:
             assert self._bm25 is not None
             sparse = self._bm25.query(query.text)
@@ -549,7 +576,12 @@ class EdgeStore(OneQuerySearches):
                 "bundle": meta.get("bundle"),
                 "quantization": meta.get("quantization"),
                 # Stores made before the graph was configurable have Qdrant's defaults.
-                "hnsw": {**meta.get("hnsw", QDRANT_DEFAULT_GRAPH), "ef": self._hnsw.ef},
+                # The beam and ACORN ceiling its searches use at this size (HnswOptions).
+                "hnsw": {
+                    **meta.get("hnsw", QDRANT_DEFAULT_GRAPH),
+                    "ef": self._hnsw.beam(int(shard_info.points_count)),
+                    "acorn": self._hnsw.acorn(int(shard_info.points_count)),
+                },
                 "index": self.index_status().describe(),
             },
         )

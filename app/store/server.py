@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -87,6 +88,10 @@ class _Collection:
     @classmethod
     def of(cls, name: str, meta: dict[str, Any]) -> _Collection:
         return cls(name, meta, Bm25Terms(float(meta["bm25_avg_len"])))
+
+
+# Seconds a read of the collection's size stays good for choosing the search beam.
+SIZE_TTL_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -200,6 +205,10 @@ class QdrantServerStore(OneQuerySearches):
         # In-process readers and writers, as EdgeStore: a search in this process sees each
         # product written by this process whole. Other processes' writes are the server's.
         self._rw = ReadWriteLock()
+        # (monotonic time read, points): the collection's size, which picks the search beam
+        # and ACORN (``HnswOptions``); read again after this process writes, or once stale,
+        # since other processes may sync the collection too.
+        self._size: tuple[float, int] | None = None
 
     @classmethod
     def at_url(
@@ -269,6 +278,17 @@ class QdrantServerStore(OneQuerySearches):
 
     def _forget(self) -> None:
         self._known = None
+        self._size = None
+
+    def _points(self, known: _Collection) -> int:
+        """The collection's point count, read at most every ``SIZE_TTL_S`` seconds."""
+        size = self._size
+        now = time.monotonic()
+        if size is None or now - size[0] > SIZE_TTL_S:
+            with self._calls("be counted"):
+                size = (now, int(self._client.count(known.name, exact=False).count))
+            self._size = size
+        return size[1]
 
     def _require(self) -> _Collection:
         known = self._load()
@@ -466,6 +486,7 @@ class QdrantServerStore(OneQuerySearches):
         # One request, applied in order, acknowledged once both are applied.
         with self._write_lock, self._rw.writing(), self._calls("be written"):
             self._client.batch_update_points(known.name, operations, wait=True)
+        self._size = None
 
     def build_index(self) -> bool:
         """Nothing to start: the server's optimizer builds HNSW by itself once a segment passes
@@ -498,8 +519,14 @@ class QdrantServerStore(OneQuerySearches):
                 # Candidates from the int8 copies, scores from the full vectors: the same
                 # scores as without quantization, for the floors and fusion that rely on them.
                 rescore = models.QuantizationSearchParams(rescore=True)
-            ef = query.ef if query.ef is not None else self.options.hnsw.ef
-            params = models.SearchParams(hnsw_ef=ef, quantization=rescore)
+            hnsw = self.options.hnsw
+            points = self._points(known)
+            ef = query.ef if query.ef is not None else hnsw.beam(points)
+            share = hnsw.acorn(points)
+            acorn = None
+            if share is not None:
+                acorn = models.AcornSearchParams(enable=True, max_selectivity=share)
+            params = models.SearchParams(hnsw_ef=ef, quantization=rescore, acorn=acorn)
         else:
             indices, values = as_pair(known.bm25.query(query.text))
             if not indices:  # only stopwords or punctuation: nothing can match

@@ -182,11 +182,24 @@ def test_settings_give_a_new_embedded_collection_its_graph_and_int8_codes(tmp_pa
         with closing(collections.open()) as store:
             extra = store.info().extra
             assert extra["quantization"] == "int8"
-            assert extra["hnsw"] == {"m": 12, "ef_construct": 48, "full_scan_kb": 900, "ef": 64}
+            graph = extra["hnsw"]
+            assert graph == {
+                "m": 12,
+                "ef_construct": 48,
+                "full_scan_kb": 900,
+                "ef": 64,
+                "acorn": 0.4,
+            }
             assert store.search_dense(_points(5)[3].image_vector, 1)[0].id == _points(5)[3].id
     # Other settings later: the collection keeps its codes and graph, the beam follows them.
     later = open_collections(Settings(data_dir=tmp_path / "data"))
     with closing(later), closing(later.open()) as store:
         assert store.info().extra["quantization"] == "int8"
         graph = store.info().extra["hnsw"]
-        assert graph == {"m": 12, "ef_construct": 48, "full_scan_kb": 900, "ef": 512}
+        assert graph == {
+            "m": 12,
+            "ef_construct": 48,
+            "full_scan_kb": 900,
+            "ef": 512,
+            "acorn": 0.4,
+        }

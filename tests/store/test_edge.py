@@ -293,7 +293,8 @@ def test_the_graph_is_built_as_configured_and_the_beam_follows_the_opener(tmp_pa
     s.ensure_collection(DIM, "m")
     s.upsert(recs)
     assert s.build_index()
-    assert s.info().extra["hnsw"] == {"m": 8, "ef_construct": 24, "full_scan_kb": 500, "ef": 40}
+    graph = s.info().extra["hnsw"]
+    assert graph == {"m": 8, "ef_construct": 24, "full_scan_kb": 500, "ef": 40, "acorn": 0.4}
     s.close()
     config = json.loads((tmp_path / "g" / "shard" / "edge_config.json").read_text())
     graph = config["hnsw_config"]
@@ -302,7 +303,7 @@ def test_the_graph_is_built_as_configured_and_the_beam_follows_the_opener(tmp_pa
     again = EdgeStore(tmp_path / "g", hnsw=HnswOptions(32, 256, 12))
     try:
         graph = again.info().extra["hnsw"]
-        assert graph == {"m": 8, "ef_construct": 24, "full_scan_kb": 500, "ef": 12}
+        assert graph == {"m": 8, "ef_construct": 24, "full_scan_kb": 500, "ef": 12, "acorn": 0.4}
         for rec in recs[:5]:
             assert again.search_dense(rec.image_vector, 1)[0].id == rec.id
             wide = again.search_dense_with(rec.image_vector, 5, ef=64)
@@ -313,6 +314,50 @@ def test_the_graph_is_built_as_configured_and_the_beam_follows_the_opener(tmp_pa
         again.close()
     with pytest.raises(ValueError, match="HNSW options"):
         HnswOptions(m=2)
+
+
+def test_the_beam_and_acorn_follow_the_collection_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A graph from the first points (indexing threshold 1 KB) and filters walked, not scanned
+    # (a filter matching 1 KB, 32 vectors of 8 floats, or more), so ACORN takes part.
+    hnsw = HnswOptions(8, 24, ef=40, full_scan_kb=1, ef_large=90, large_from=250)
+    s = EdgeStore(tmp_path / "g", indexing_threshold_kb=1, hnsw=hnsw)
+    sent: list[object] = []
+    request = s._request
+
+    def spy(query: object, payload: bool = True) -> object:
+        out = request(query, payload)  # type: ignore[arg-type]
+        sent.append(out)
+        return out
+
+    monkeypatch.setattr(s, "_request", spy)
+    recs = _records(300)
+    flt = SearchFilter(category="apparel")  # 2 in 3 points
+    try:
+        s.ensure_collection(DIM, "m")
+        s.upsert(recs[:200])
+        assert s.build_index()
+
+        def params() -> tuple[int, float | None]:
+            sent.clear()
+            s.search_dense(recs[0].image_vector, 5, flt)
+            got = sent[-1].params  # type: ignore[attr-defined]
+            return got.hnsw_ef, got.acorn.max_selectivity if got.acorn else None
+
+        assert params() == (40, 0.4)
+        assert s.info().extra["hnsw"]["ef"] == 40 and s.info().extra["hnsw"]["acorn"] == 0.4
+        # The filtered walk with ACORN still finds what an exact scan of the matches finds.
+        for rec in recs[:10]:
+            exact = s.search_dense_with(rec.image_vector, 5, flt, exact=True)
+            assert [h.id for h in s.search_dense(rec.image_vector, 5, flt)] == [h.id for h in exact]
+        s.upsert(recs[200:])  # 300 points: the large regime, read again after the write
+        assert params() == (90, None)
+        assert s.info().extra["hnsw"]["ef"] == 90 and s.info().extra["hnsw"]["acorn"] is None
+        s.delete([r.id for r in recs[100:]])  # back to 100 points
+        assert params() == (40, 0.4)
+    finally:
+        s.close()
 
 
 @pytest.mark.parametrize("compact_from", [0, 10**9], ids=["compact", "dict"])

@@ -222,7 +222,7 @@ def test_local_mode_keeps_its_collection_and_allows_one_process(tmp_path: Path) 
 def test_a_new_collection_gets_the_configured_graph_and_searches_with_the_beam(
     tmp_path: Path,
 ) -> None:
-    hnsw = HnswOptions(m=24, ef_construct=200, ef=300, full_scan_kb=700)
+    hnsw = HnswOptions(m=24, ef_construct=200, ef=300, full_scan_kb=700, ef_large=600, large_from=7)
     store = QdrantServerStore.at_path(tmp_path / "q", ServerOptions(hnsw=hnsw))
     # Local mode takes the graph config and ignores it (it has no graph): what is sent is checked.
     client = store._client
@@ -250,6 +250,12 @@ def test_a_new_collection_gets_the_configured_graph_and_searches_with_the_beam(
         assert hit.payload["product_id"] == "p2"
         store.search_bm25("shirt", 1)
         assert sent[0].params is not None and sent[0].params.hnsw_ef == 300
+        assert sent[0].params.acorn == models.AcornSearchParams(enable=True, max_selectivity=0.4)
         assert sent[1].params is None  # keywords have no graph
+        # Seven points: a large collection for these options, seen at the next search.
+        store.upsert([_point(i) for i in range(5, 7)])
+        store.search_dense(_point(2).image_vector, 1)
+        assert sent[2].params is not None
+        assert (sent[2].params.hnsw_ef, sent[2].params.acorn) == (600, None)
     finally:
         store.close()

@@ -105,9 +105,10 @@ def open_store(settings: Settings, collection: str | None = None) -> VectorStore
     return open_collections(settings).open()
 
 
-def open_collections(settings: Settings) -> StoreCollections:
+def open_collections(settings: Settings, serving: bool = False) -> StoreCollections:
     """Every collection of the configured store and the live one (model swaps). Stores opened
-    through it share its client; close them, then it."""
+    through it share its client; close them, then it. ``serving``: for the API server, whose
+    embedded stores build their index in a child process (searches go on meanwhile)."""
     if uses_server(settings):
         from app.store.server_collections import ServerCollections
 
@@ -121,6 +122,7 @@ def open_collections(settings: Settings) -> StoreCollections:
         indexing_threshold_kb=settings.index_threshold_kb,
         hnsw=settings.hnsw,
         quantization="int8" if settings.qdrant_scalar_quantization else None,
+        index_apart=serving,
     )
 
 

@@ -74,7 +74,7 @@ def create_app(
         # Kept across restarts of the lifespan (a test client opened twice): loaded once.
         encoder = encoder or load_encoder(settings)
         with (
-            closing(open_collections(settings)) as collections,
+            closing(open_collections(settings, serving=True)) as collections,
             closing(open_profiles(settings)) as profile_repo,
             closing(open_judgements(settings)) as marks,
             closing(open_querysets(settings)) as sets,

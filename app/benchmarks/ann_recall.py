@@ -212,10 +212,12 @@ def recall_curve(
                 got = SERVED[leg](store, vec, SERVED_LIMIT, flt)
                 ms.append(_ms(t))
                 groups.setdefault(group, []).append(tie_aware_recall(exact, got[:K], True))
-        means = [float(np.mean(r)) for r in groups.values()]
+        means = {group: float(np.mean(r)) for group, r in groups.items()}
         out[str(ef)] = {
-            "min_recall_at_10": round(min(means), 4) if means else None,
+            "min_recall_at_10": round(min(means.values()), 4) if means else None,
             "lowest_query": round(min(min(r) for r in groups.values()), 2) if groups else None,
             "ms_p50": round(float(np.median(ms)), 3) if ms else None,
+            # Each leg's mean ("<leg>/<filtered>"): where one beam would do for some legs.
+            "legs": {group: round(mean, 4) for group, mean in means.items()},
         }
     return out

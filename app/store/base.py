@@ -88,18 +88,20 @@ class HnswOptions:
     ef: int = 512
     full_scan_kb: int = 30_000
     # From ``large_from`` points on, the graph is deeper and a walk more often settles in the
-    # wrong region: at 1M (bench/README.md) beam 1,024 raised the worst leg from 0.946 to 0.968
-    # unfiltered and the photo leg filtered from 0.91 to 0.98, for ~0.2-1.3 ms a search; at
-    # 100k the same beam bought 0.02 on one filtered leg for ~0.5-1.4 ms, so smaller stores
-    # keep ``ef``.
+    # wrong region: at 1M int8 (bench/README.md) beam 1,024 raised the worst leg, as served,
+    # from 0.946 to 0.968 unfiltered and from 0.906 to 0.968 filtered. It costs: a search
+    # took 1.5-1.8x as long (photo leg 1.4 -> 2.4 ms), and one-client HTTP p50 rose from
+    # 31.5 / 48.7 / 75.1 to 41.3 / 64.5 / 92.4 ms (typed / photo / photo + text). At 100k
+    # the same beam bought 0.02 on one filtered leg, so smaller stores keep ``ef``.
     ef_large: int = 1_024
     large_from: int = 250_000
     # Filtered walks only step on matching points, so a cluster linked to the rest only
     # through non-matching ones is out of reach at any beam. ACORN (Patel et al., SIGMOD 2024)
     # also looks through non-matching neighbours to theirs, for filters matching at most this
     # share of the points (0: never). Below ``large_from`` only: at 100k it took the
-    # photo->text leg filtered from 0.954 to 0.976 (beam 512; 0.998 at 1,024) for ~0.2 ms; at
-    # 1M it made filtered searches 2-5x slower (instance leg 8.8 -> 46 ms) for <= 0.06.
+    # photo->text leg filtered from 0.954 to 0.976 (0.992 with int8 codes), its search from
+    # 2.4 to 2.7 ms; at 1M it made filtered searches 2-5x slower (instance leg 8.8 -> 46 ms)
+    # for <= 0.06.
     acorn_max_selectivity: float = 0.4
 
     def __post_init__(self) -> None:

@@ -49,6 +49,14 @@ from app.store.base import (
 )
 from app.store.bm25 import Bm25Terms
 from app.store.collections import now_iso
+from app.store.edge_apart import (
+    BUILDING_DIR,
+    optimize_copy,
+    put_back,
+    recover,
+    remove_leftovers,
+    swap_in,
+)
 from app.store.edge_query import engine_filter, to_hits
 from app.store.errors import StoreError
 from app.store.fields import (
@@ -89,11 +97,16 @@ class EdgeStore(OneQuerySearches):
         indexing_threshold_kb: int = DEFAULT_INDEXING_THRESHOLD_KB,
         quantization: str | None = None,
         hnsw: HnswOptions | None = None,
+        index_apart: bool = False,
     ) -> None:
         if quantization is not None and quantization not in QUANTIZATIONS:
             raise ValueError(f"quantization must be one of {', '.join(QUANTIZATIONS)} or None")
         self.root = root
         self._threshold_kb = indexing_threshold_kb
+        # A serving process builds the index on a copy in a child process (``build_index``),
+        # since the engine holds the GIL while it builds; a command line builds it here.
+        self._index_apart = index_apart
+        self._pending = 0  # points written (upserted or deleted) since the last index build
         # Applies when this object creates the collection; an existing one keeps its own.
         self._quantization = quantization
         # The graph's m/ef_construct apply when this object creates the collection; the search
@@ -147,7 +160,9 @@ class EdgeStore(OneQuerySearches):
                 for name in FLOAT_FIELDS:
                     self._index(name, qe.PayloadSchemaType.Float)
             else:
+                recover(self._shard_dir)
                 self._shard = qe.EdgeShard.load(str(self._shard_dir))
+            remove_leftovers(self._shard_dir)  # this process holds the shard now
         except Exception as exc:  # the binding raises bare Exception
             if "WouldBlock" in str(exc):
                 raise StoreError(
@@ -328,6 +343,7 @@ class EdgeStore(OneQuerySearches):
                 shard.update(qe.UpdateOperation.upsert_points(qpoints))
             if delete:
                 shard.update(qe.UpdateOperation.delete_points(list(delete)))
+            self._pending += len(qpoints) + len(delete)
             with self._mapping:
                 self._writes += 1
                 if self._mapped is not None:
@@ -338,7 +354,43 @@ class EdgeStore(OneQuerySearches):
 
     def build_index(self) -> bool:
         with self._write_lock:
-            return bool(self._require().optimize())
+            shard = self._require()
+            if self._index_apart:
+                return self._build_apart(shard)
+            self._pending = 0
+            return bool(shard.optimize())
+
+    def _build_apart(self, shard: qe.EdgeShard) -> bool:
+        """``optimize`` on a copy in a child process, then the copy swapped in: searches go on
+        meanwhile, and wait only while the new shard opens (seconds at 1M points). Writes
+        wait for the whole build (``_write_lock``), so the copy misses none.
+
+        Below the indexing threshold's worth of written points, nothing is built: the engine
+        would index none of them, they are searched exactly meanwhile, and copying the whole
+        shard for that would cost more than it brings. They count towards the next build.
+        """
+        meta = self._meta or {}
+        threshold_kb = int(meta.get("indexing_threshold_kb", self._threshold_kb))
+        # The engine indexes a segment once one of its vector fields passes the threshold.
+        if self._pending * int(meta.get("dim", 0)) * 4 < threshold_kb * 1024:
+            return False
+        shard.flush()
+        building = self.root / BUILDING_DIR
+        built = optimize_copy(self._shard_dir, building)
+        with self._rw.writing():
+            shard.close()
+            self._shard = None
+            old = swap_in(self._shard_dir, building)
+            try:
+                self._shard = qe.EdgeShard.load(str(self._shard_dir))
+            except Exception as exc:  # the binding raises bare Exception
+                put_back(self._shard_dir, old)
+                self._shard = qe.EdgeShard.load(str(self._shard_dir))
+                raise StoreError(f"the built index at {self.root} would not open: {exc}") from exc
+        self._pending = 0
+        shutil.rmtree(old, ignore_errors=True)
+        log.info("index built apart and swapped in at %s", self.root)
+        return built
 
     # -- reads ---------------------------------------------------------------------------------
 

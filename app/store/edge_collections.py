@@ -42,8 +42,10 @@ class EdgeCollections:
         indexing_threshold_kb: int = DEFAULT_INDEXING_THRESHOLD_KB,
         hnsw: HnswOptions | None = None,
         quantization: str | None = None,
+        index_apart: bool = False,
     ) -> None:
         self.root = root
+        self._index_apart = index_apart  # see EdgeStore: a serving process builds apart
         self.where = str(root)
         self._threshold_kb = indexing_threshold_kb
         self._hnsw = hnsw
@@ -95,6 +97,7 @@ class EdgeCollections:
             indexing_threshold_kb=self._threshold_kb,
             hnsw=self._hnsw,
             quantization=self._quantization,
+            index_apart=self._index_apart,
         )
 
     def list(self, open_stores: Mapping[str, VectorStore] | None = None) -> list[CollectionInfo]:

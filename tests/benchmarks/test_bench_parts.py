@@ -13,12 +13,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from app.benchmarks.ann_recall import recall_curve
 from app.benchmarks.http_load import run_cell
 from app.benchmarks.queries import BenchRequest
 from app.benchmarks.report import goals, load_results, render_tables, update_readme
 from app.benchmarks.run import parse_sizes
 from app.benchmarks.synthetic import RealPoints, SyntheticCatalog, payload_text
-from app.store import category_ancestors
+from app.store import (
+    EdgeStore,
+    HnswOptions,
+    PointRecord,
+    SearchFilter,
+    category_ancestors,
+    point_id,
+)
 
 CATEGORIES = {
     "Apparel/Topwear/Shirts": "men blue cotton shirt slim formal",
@@ -306,3 +314,54 @@ def test_neighbours_are_the_nearest_of_the_same_category_first() -> None:
         # Oracle: same category before other categories, each by cosine, best first.
         want = sorted(others, key=lambda j: (cats[j] != cats[i], -sims[i, j]))[:4]
         assert got[i].tolist() == want
+
+
+def test_the_recall_curve_gives_every_leg_and_the_worst_is_their_minimum(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    dim, n = 16, 300
+    paths = list(CATEGORIES)
+    records = []
+    for i in range(n):
+        path = paths[i % 3]
+        records.append(
+            PointRecord(
+                id=point_id(f"p{i}", "a.jpg"),
+                image_vector=rng.normal(size=dim).astype(np.float32),
+                text_vector=rng.normal(size=dim).astype(np.float32),
+                text=CATEGORIES[path],
+                payload={
+                    "product_id": f"p{i}",
+                    "category": category_ancestors(path),
+                    "category_path": path,
+                },
+            )
+        )
+    store = EdgeStore(tmp_path / "s", indexing_threshold_kb=1, hnsw=HnswOptions(m=4, ef=8))
+    store.ensure_collection(dim, "m")
+    store.upsert(records)
+    assert store.build_index()
+    store.close()
+    vectors = {
+        "text": rng.normal(size=(6, dim)).astype(np.float32),
+        "image": rng.normal(size=(6, dim)).astype(np.float32),
+    }
+    filters = [SearchFilter(category="apparel"), SearchFilter(category="grocery")]
+    opened: list[int] = []
+
+    def open_at(ef: int) -> EdgeStore:
+        opened.append(ef)
+        return EdgeStore(tmp_path / "s", hnsw=HnswOptions(m=4).fixed_beam(ef))
+
+    curve = recall_curve(open_at, vectors, filters, efs=(4, 300))
+    assert opened == [4, 300]
+    legs = {
+        f"{leg}/{f}"
+        for leg in ("text_image", "text_text", "image", "image_text")
+        for f in (False, True)
+    }
+    for point in curve.values():
+        assert set(point["legs"]) == legs
+        assert point["min_recall_at_10"] == min(point["legs"].values())
+        assert 0 <= point["lowest_query"] <= point["min_recall_at_10"] <= 1
+    # A beam as wide as the collection walks to every point: the exact answers.
+    assert curve["300"]["min_recall_at_10"] == 1.0

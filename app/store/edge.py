@@ -599,19 +599,26 @@ class EdgeStore(OneQuerySearches):
         meta = self._meta or {}
         dim = int(meta.get("dim") or 1)
         threshold_kb = int(meta.get("indexing_threshold_kb", self._threshold_kb))
-        if self._shard is None:
-            return IndexStatus.of(0, 0, len(DENSE_VECTORS), dim, threshold_kb)
-        info = self._shard.info()
+        with self._rw.reading():  # see ``info``
+            shard = self._shard
+            if shard is None:
+                return IndexStatus.of(0, 0, len(DENSE_VECTORS), dim, threshold_kb)
+            info = shard.info()
         per_point = len(self.dense_vectors())
         return IndexStatus.of(
             int(info.points_count), int(info.indexed_vectors_count), per_point, dim, threshold_kb
         )
 
     def info(self) -> StoreInfo:
-        meta = self._meta or {}
-        if self._shard is None:
-            return StoreInfo(self.backend, 0, 0, 0, None, None)
-        shard_info = self._shard.info()
+        # Under the readers' lock: while a built index is swapped in there is no shard for a
+        # moment, and /healthz should wait for the new one, not report an empty store.
+        with self._rw.reading():
+            meta = self._meta or {}
+            shard = self._shard
+            if shard is None:
+                return StoreInfo(self.backend, 0, 0, 0, None, None)
+            shard_info = shard.info()
+            index = self.index_status().describe()
         return StoreInfo(
             backend=self.backend,
             points=int(shard_info.points_count),
@@ -634,7 +641,7 @@ class EdgeStore(OneQuerySearches):
                     "ef": self._hnsw.beam(int(shard_info.points_count)),
                     "acorn": self._hnsw.acorn(int(shard_info.points_count)),
                 },
-                "index": self.index_status().describe(),
+                "index": index,
             },
         )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -154,3 +155,31 @@ def test_a_failed_sync_is_reported_and_the_server_goes_on(
     done = _wait(client, resp.json()["job"])
     assert done["state"] == "failed" and done["error"]
     assert client.get("/v1/search", params={"q": "shirt"}).status_code == 200
+
+
+def test_a_sync_that_needs_an_index_builds_it_apart_and_serves_it(
+    tmp_path: Path, mini_catalog: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A server on an empty data dir, with a 1 KB indexing threshold: the first sync's points
+    # pass it, so the sync builds the HNSW index, on a copy in a child process
+    # (app/store/edge_apart.py), and swaps it in.
+    settings = Settings(data_dir=tmp_path / "data", admin_key=KEY, index_threshold_kb=1)
+    with (
+        caplog.at_level(logging.INFO, logger="app.store.edge"),
+        TestClient(create_app(settings, encoder=FakeEncoder())) as c,  # type: ignore[arg-type]
+    ):
+        resp = c.post("/v1/admin/sync", json={"catalog": str(mini_catalog)}, headers=ADMIN)
+        assert resp.status_code == 202
+        done = _wait(c, resp.json()["job"])
+        assert done["state"] == "done", done
+        assert done["result"]["index"].startswith("HNSW ready"), done["result"]["index"]
+        store = c.get("/healthz").json()["store"]
+        assert store["points"] == 50 and store["indexed_vectors"] == 150, store  # every vector
+        with (mini_catalog / "products.csv").open(newline="") as fh:
+            first = next(csv.DictReader(fh))
+        hits = c.get("/v1/search", params={"q": first["title"]}).json()["results"]
+        assert hits and hits[0]["title"] == first["title"]
+    assert any("index built apart and swapped in" in r.getMessage() for r in caplog.records)
+    store_dir = settings.store_dir
+    assert (store_dir / "shard").is_dir()
+    assert not (store_dir / "shard.building").exists() and not (store_dir / "shard.old").exists()

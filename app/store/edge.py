@@ -107,6 +107,8 @@ class EdgeStore(OneQuerySearches):
         # since the engine holds the GIL while it builds; a command line builds it here.
         self._index_apart = index_apart
         self._pending = 0  # points written (upserted or deleted) since the last index build
+        # Set by close/drop: a build apart in flight stops instead of holding them up.
+        self._closing = threading.Event()
         # Applies when this object creates the collection; an existing one keeps its own.
         self._quantization = quantization
         # The graph's m/ef_construct apply when this object creates the collection; the search
@@ -163,6 +165,7 @@ class EdgeStore(OneQuerySearches):
                 recover(self._shard_dir)
                 self._shard = qe.EdgeShard.load(str(self._shard_dir))
             remove_leftovers(self._shard_dir)  # this process holds the shard now
+            self._closing.clear()  # open again (after a drop): builds may run
         except Exception as exc:  # the binding raises bare Exception
             if "WouldBlock" in str(exc):
                 raise StoreError(
@@ -290,6 +293,7 @@ class EdgeStore(OneQuerySearches):
         return self._shard
 
     def drop(self) -> None:
+        self._closing.set()  # a build apart stops and frees the write lock
         with self._write_lock, self._rw.writing():
             self._close()
         self._meta_path.unlink(missing_ok=True)  # first: a crash mid-way leaves "empty"
@@ -298,6 +302,7 @@ class EdgeStore(OneQuerySearches):
         self._bm25 = None
 
     def close(self) -> None:
+        self._closing.set()  # a build apart stops and frees the write lock
         with self._write_lock, self._rw.writing():
             self._close()
 
@@ -376,7 +381,7 @@ class EdgeStore(OneQuerySearches):
             return False
         shard.flush()
         building = self.root / BUILDING_DIR
-        built = optimize_copy(self._shard_dir, building)
+        built = optimize_copy(self._shard_dir, building, self._closing)
         with self._rw.writing():
             shard.close()
             self._shard = None

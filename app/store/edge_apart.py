@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from app.processes import stop
@@ -24,6 +25,9 @@ BUILDING_DIR = "shard.building"
 OLD_DIR = "shard.old"
 # Seconds the child gets to end after SIGTERM when the build is abandoned.
 STOP_GRACE_S = 10.0
+# How often a waiting build looks whether the store is closing (a server shutting down must
+# not wait minutes for a build it will throw away).
+CANCEL_POLL_S = 0.2
 
 # The child: only the engine, none of snapshop's imports. It prints whether anything changed.
 CHILD = (
@@ -36,28 +40,36 @@ CHILD = (
 )
 
 
-def optimize_copy(shard_dir: Path, building: Path) -> bool:
+def optimize_copy(shard_dir: Path, building: Path, cancel: threading.Event) -> bool:
     """Copy ``shard_dir`` (flushed, with no writes until the swap) to ``building`` and build
-    its index in a child process: whether the engine changed anything. On any failure the
-    copy is removed and ``StoreError`` says why; the live shard is never touched."""
+    its index in a child process: whether the engine changed anything. On any failure, or
+    once ``cancel`` is set (the store is closing), the copy is removed and ``StoreError``
+    says why; the live shard is never touched."""
     shutil.rmtree(building, ignore_errors=True)
     try:
         shutil.copytree(shard_dir, building)
-        return _run_child(building)
+        return _run_child(building, cancel)
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)
         raise
 
 
-def _run_child(building: Path) -> bool:
+def _run_child(building: Path, cancel: threading.Event) -> bool:
     proc = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(building)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
     try:
-        out, err = proc.communicate()
-    except BaseException:  # the caller gave up (Ctrl-C, shutdown): no orphan build
+        while True:
+            if cancel.is_set():
+                raise StoreError(f"the index build of {building} was cancelled: the store closed")
+            try:
+                out, err = proc.communicate(timeout=CANCEL_POLL_S)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+    except BaseException:  # cancelled, or the caller gave up (Ctrl-C): no orphan build
         stop(proc, STOP_GRACE_S)
         raise
     if proc.returncode != 0:

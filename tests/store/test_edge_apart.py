@@ -144,3 +144,35 @@ def test_a_crash_mid_swap_leaves_one_whole_shard(tmp_path: Path) -> None:
         assert not (root / OLD_DIR).exists() and not (root / BUILDING_DIR).exists()
     finally:
         again.close()
+
+
+def test_closing_the_store_stops_a_build_in_flight(tmp_path: Path) -> None:
+    # A server shutting down must not wait for a build it will throw away (minutes at 100k).
+    root = tmp_path / "s"
+    store = _store(root, apart=True)
+    store.upsert(_records(6_000))  # ~6 s to build apart here
+    errors: list[BaseException] = []
+
+    def build() -> None:
+        try:
+            store.build_index()
+        except StoreError as exc:
+            errors.append(exc)
+
+    builder = threading.Thread(target=build)
+    builder.start()
+    deadline = time.monotonic() + 30
+    while not (root / BUILDING_DIR).exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.3)  # the child is building
+    assert builder.is_alive()
+    store.close()
+    builder.join(timeout=30)
+    assert not builder.is_alive()
+    assert len(errors) == 1 and "cancelled" in str(errors[0])
+    assert not (root / BUILDING_DIR).exists()
+    again = EdgeStore(root, index_apart=True)
+    try:
+        assert again.count() == 6_000  # the points were written before the build
+    finally:
+        again.close()

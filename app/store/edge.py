@@ -374,10 +374,9 @@ class EdgeStore(OneQuerySearches):
         would index none of them, they are searched exactly meanwhile, and copying the whole
         shard for that would cost more than it brings. They count towards the next build.
         """
-        meta = self._meta or {}
-        threshold_kb = int(meta.get("indexing_threshold_kb", self._threshold_kb))
+        dim = int((self._meta or {}).get("dim", 0))
         # The engine indexes a segment once one of its vector fields passes the threshold.
-        if self._pending * int(meta.get("dim", 0)) * 4 < threshold_kb * 1024:
+        if self._pending * dim * 4 < self._collection_threshold_kb() * 1024:
             return False
         shard.flush()
         building = self.root / BUILDING_DIR
@@ -600,15 +599,22 @@ class EdgeStore(OneQuerySearches):
             return 0
         return int(self._shard.count(qe.CountRequest(filter=engine_filter(flt), exact=True)))
 
+    def _collection_threshold_kb(self) -> int:
+        """The indexing threshold the collection was created with (the engine's, not ours)."""
+        return int((self._meta or {}).get("indexing_threshold_kb", self._threshold_kb))
+
     def index_status(self) -> IndexStatus:
-        meta = self._meta or {}
-        dim = int(meta.get("dim") or 1)
-        threshold_kb = int(meta.get("indexing_threshold_kb", self._threshold_kb))
         with self._rw.reading():  # see ``info``
             shard = self._shard
-            if shard is None:
-                return IndexStatus.of(0, 0, len(DENSE_VECTORS), dim, threshold_kb)
-            info = shard.info()
+            info = shard.info() if shard is not None else None
+        return self._status_of(info)
+
+    def _status_of(self, info: qe.ShardInfo | None) -> IndexStatus:
+        """The index status from the shard's ``info()`` (None: no shard)."""
+        dim = int((self._meta or {}).get("dim") or 1)
+        threshold_kb = self._collection_threshold_kb()
+        if info is None:
+            return IndexStatus.of(0, 0, len(DENSE_VECTORS), dim, threshold_kb)
         per_point = len(self.dense_vectors())
         return IndexStatus.of(
             int(info.points_count), int(info.indexed_vectors_count), per_point, dim, threshold_kb
@@ -623,7 +629,6 @@ class EdgeStore(OneQuerySearches):
             if shard is None:
                 return StoreInfo(self.backend, 0, 0, 0, None, None)
             shard_info = shard.info()
-            index = self.index_status().describe()
         return StoreInfo(
             backend=self.backend,
             points=int(shard_info.points_count),
@@ -646,7 +651,7 @@ class EdgeStore(OneQuerySearches):
                     "ef": self._hnsw.beam(int(shard_info.points_count)),
                     "acorn": self._hnsw.acorn(int(shard_info.points_count)),
                 },
-                "index": index,
+                "index": self._status_of(shard_info).describe(),
             },
         )
 

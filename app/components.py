@@ -47,6 +47,7 @@ def load_encoder(settings: Settings) -> Encoder:
             threads=settings.threads,
             max_batch=settings.batch_size,
             concurrent_runs=settings.model_runs,
+            spinning=settings.thread_spinning,
         )
     except (BundleError, ProviderError) as exc:
         raise SetupError(str(exc)) from exc

@@ -46,6 +46,11 @@ class Settings(BaseSettings):
         description="Model runs at once; more wait their turn (default: no cap. On 2 cores a "
         "cap of 1 lowered 8-client throughput: runs overlap the engine's searches).",
     )
+    thread_spinning: bool = Field(
+        default=False,
+        description="Let ONNX Runtime's idle intra-op threads busy-wait for work (default: "
+        "off; on 2 cores their spinning took the cores the engine and the other tower need).",
+    )
     batch_size: int = Field(default=32, ge=1, le=1024, description="Images per inference batch.")
     rrf_k: int | None = Field(
         default=None,

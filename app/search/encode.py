@@ -161,6 +161,10 @@ class QueryEmbedder:
 
     def photo(self, data: bytes, box: Crop | None, timings: dict[str, float]) -> PhotoVectors:
         """The photo's embeddings (instance ones None when the model has none)."""
+        return self.embed_photo(self.decode(data, box, timings), timings)
+
+    def decode(self, data: bytes, box: Crop | None, timings: dict[str, float]) -> Image.Image:
+        """The uploaded photo as an image, cut to ``box``; ``QueryError`` if unreadable."""
         t = time.perf_counter()
         try:
             with self._decodes:
@@ -172,6 +176,10 @@ class QueryEmbedder:
         if box is not None:
             image = crop(image, box)
         timings["decode"] = elapsed_ms(t)
+        return image
+
+    def embed_photo(self, image: Image.Image, timings: dict[str, float]) -> PhotoVectors:
+        """A decoded photo's embeddings (instance ones None when the model has none)."""
         t = time.perf_counter()
         views = query_views(image)
         if self._image_batcher is not None:

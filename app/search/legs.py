@@ -54,6 +54,7 @@ def cross_modal(
     limit: int,
     flt: SearchFilter | None,
     min_score: float | None,
+    anchors: Sequence[Hit] | None = None,
 ) -> list[Hit]:
     """``vec`` (a query of the tower behind the ``own`` vectors) against the ``other`` vectors.
 
@@ -68,11 +69,18 @@ def cross_modal(
     category's own links. The union, best first, is the leg: a point scores the same cosine in
     every search, so only what is found changes. When the walk went right, the extra cost is
     the small anchor search.
+
+    ``anchors``: the query's nearest points by its own tower under the same filter, unfloored,
+    when the caller already has them (the same-tower leg's first hits): the anchor search is
+    then skipped. At 100k points it is a full-beam walk of its own.
     """
     flt = flt or SearchFilter()
     main = dense_query(vec, limit, flt, other, min_score)
-    anchors = DenseQuery(vec, ANCHORS, flt, own, None, (CATEGORY_PATH,))
-    hits, near = store.search_batch([main, anchors])
+    if anchors is None:
+        own_query = DenseQuery(vec, ANCHORS, flt, own, None, (CATEGORY_PATH,))
+        hits, near = store.search_batch([main, own_query])
+    else:
+        hits, near = store.search_batch([main])[0], list(anchors[:ANCHORS])
     depth = len(category_ancestors(flt.category)) if flt.category else 0
     missed = [g for g in _groups(near, depth) if g not in _groups(hits[:ANCHORS], depth)]
     if not missed:
@@ -123,13 +131,15 @@ def image_to_text(
     limit: int,
     flt: SearchFilter | None,
     min_score: float | None = None,
+    anchors: Sequence[Hit] | None = None,
 ) -> list[Hit]:
     """Query photo against the products' text embeddings (the towers share one space).
 
     Robust when the catalog photo is a studio shot and the query a shelf snapshot: the text
-    names what the item is, whatever the picture looks like. Searched as ``cross_modal``.
+    names what the item is, whatever the picture looks like. Searched as ``cross_modal``
+    (``anchors``: the photo leg's first hits, if the caller has them).
     """
-    return cross_modal(store, image_vec, IMAGE_VECTOR, TEXT_VECTOR, limit, flt, min_score)
+    return cross_modal(store, image_vec, IMAGE_VECTOR, TEXT_VECTOR, limit, flt, min_score, anchors)
 
 
 def text_to_image(
@@ -138,9 +148,11 @@ def text_to_image(
     limit: int,
     flt: SearchFilter | None,
     min_score: float | None = None,
+    anchors: Sequence[Hit] | None = None,
 ) -> list[Hit]:
-    """Typed query (text tower) against catalog photos, searched as ``cross_modal``."""
-    return cross_modal(store, text_vec, TEXT_VECTOR, IMAGE_VECTOR, limit, flt, min_score)
+    """Typed query (text tower) against catalog photos, searched as ``cross_modal``
+    (``anchors``: the text leg's first hits, if the caller has them)."""
+    return cross_modal(store, text_vec, TEXT_VECTOR, IMAGE_VECTOR, limit, flt, min_score, anchors)
 
 
 def text_to_text(

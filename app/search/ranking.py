@@ -7,7 +7,7 @@ checks that they do.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from app.profiles.model import FusionSpec
 from app.search.leg_names import IMAGE_INSTANCE, IMAGE_TO_IMAGE
@@ -32,6 +32,13 @@ def group_hits(hits: Sequence[Hit], by_product: bool) -> LegList:
     return list(scored.items())
 
 
+def judge_leg(names: Collection[str]) -> str:
+    """The image leg whose cosines the exact-match rule compares with its threshold, of the legs
+    ``names``: the identity embedding where it runs (it is trained to match re-shot photos of
+    one product; the text-aligned image vector only matches its kind), else the image leg."""
+    return IMAGE_INSTANCE if IMAGE_INSTANCE in names else IMAGE_TO_IMAGE
+
+
 def fuse_legs(
     lists: Mapping[str, LegList],
     spec: FusionSpec,
@@ -51,9 +58,7 @@ def fuse_legs(
         spec.method, [lists[leg] for leg in names], [spec.weight(n) for n in names], spec.k
     )
     exact: set[str] = set()
-    # The identity embedding decides "the very item" where the query ran it: it is trained to
-    # match re-shot photos of one product, the text-aligned image vector only its kind.
-    judge = IMAGE_INSTANCE if IMAGE_INSTANCE in names else IMAGE_TO_IMAGE
+    judge = judge_leg(names)
     if exact_match is not None and judge in names:
         # The very item photographed outranks anything similar, whatever the text legs say;
         # within that tier the closest photo first, the rest keep the fused order.

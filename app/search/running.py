@@ -26,6 +26,7 @@ from app.search.leg_names import (
     TEXT_TO_TEXT,
 )
 from app.search.query import SearchQuery
+from app.search.ranking import judge_leg
 from app.search.schemas import PredictedCategory
 from app.search.timing import elapsed_ms, timed
 from app.store import Hit, SearchFilter, VectorStore, category_ancestors
@@ -69,6 +70,12 @@ def predict_category(hits: Sequence[Hit], confidence: float) -> PredictedCategor
     return best
 
 
+# The cross-modal legs, by leg: (store, vector, limit, filter, floor, anchors) -> hits.
+CROSS_MODAL_LEGS: dict[str, Callable[..., list[Hit]]] = {
+    TEXT_TO_IMAGE: legs.text_to_image,
+    IMAGE_TO_TEXT: legs.image_to_text,
+}
+
 # The dense legs' searches, by leg: (store, vector, limit, filter, floor) -> hits.
 DENSE_LEGS: dict[str, Callable[..., list[Hit]]] = {
     TEXT_TO_IMAGE: legs.text_to_image,
@@ -102,22 +109,64 @@ class LegRunner:
         prep: Prepared,
         wanted: Sequence[str],
         timings: dict[str, float],
+        every_judge: bool = False,
     ) -> tuple[LegHits, PredictedCategory | None, dict[str, list[Hit]]]:
         """Embed the inputs and run the ``wanted`` legs concurrently: (hits, ms) per leg, the
-        predicted category, and the whole photo's nearest points (``whole_photo_searches``)."""
+        predicted category, and the whole photo's nearest points (``whole_photo_searches``;
+        ``every_judge``: for each image leg, not only the one the exact-match rule judges by)."""
         text, profile, flt, floors = prep.text, prep.profile, prep.flt, prep.spec.floors
         limit = candidate_limit(profile.candidates, query.offset, query.k)
-        jobs: dict[str, Future[tuple[list[Hit], float]]] = {}
+        # Each job runs one leg, or a same-tower leg and then the cross-modal leg it anchors:
+        # leg -> (hits, ms). One job for the pair, so no worker waits on another's job.
+        jobs: dict[str, Future[LegHits]] = {}
         done: LegHits = {}
 
         def start(leg: str, search: Callable[[], list[Hit]]) -> None:
             if leg in wanted:
-                jobs[leg] = self.pool.submit(timed, search)
+                jobs[leg] = self.pool.submit(lambda: {leg: timed(search)})
 
         def start_dense(leg: str, vec: np.ndarray, leg_flt: SearchFilter) -> None:
             search = DENSE_LEGS[leg]
             start(leg, lambda: search(self.store, vec, limit, leg_flt, floors.get(leg)))
 
+        def start_pair(
+            own: str,
+            cross: str,
+            vec: np.ndarray,
+            leg_flt: SearchFilter,
+            own_hits: tuple[list[Hit], float] | None = None,
+        ) -> None:
+            """``own`` (or its ``own_hits``, already searched) and ``cross`` anchored by its
+            first hits: the anchors ``legs.cross_modal`` would search for are exactly those,
+            when the same-tower leg has no floor."""
+            has_own = own in wanted or own_hits is not None
+            if cross not in wanted or not has_own or floors.get(own) is not None:
+                if own_hits is None:
+                    start_dense(own, vec, leg_flt)
+                start_dense(cross, vec, leg_flt)
+                return
+            own_search, cross_search = DENSE_LEGS[own], CROSS_MODAL_LEGS[cross]
+
+            def both() -> LegHits:
+                first = (
+                    own_hits
+                    if own_hits is not None
+                    else timed(lambda: own_search(self.store, vec, limit, leg_flt, floors.get(own)))
+                )
+                second = timed(
+                    lambda: cross_search(
+                        self.store, vec, limit, leg_flt, floors.get(cross), first[0]
+                    )
+                )
+                ran = {own: first} if own_hits is None and own in wanted else {}
+                return {**ran, cross: second}
+
+            jobs[cross] = self.pool.submit(both)
+
+        # The photo is decoded before any leg starts: decoding takes the GIL, which a leg's
+        # engine search holds for milliseconds (photo + text at 100k: decode 0.8 -> 6 ms when
+        # the text legs ran first). An unreadable photo then fails before any search.
+        image = self.embedder.decode(query.image, query.crop, timings) if query.image else None
         # Each leg starts as soon as its input exists, so the engine's searches (which hold the
         # GIL) run while a tower runs in ONNX Runtime (which releases it): BM25 needs no
         # vector, the text legs run beside the image tower.
@@ -128,16 +177,15 @@ class LegRunner:
         # (photo + text, 3k products: 52 ms with both at once, 33 ms in turn).
         if text is not None and any(leg in wanted for leg in (TEXT_TO_IMAGE, TEXT_TO_TEXT)):
             text_vec = self.embedder.text(text, timings)
-            start_dense(TEXT_TO_IMAGE, text_vec, flt)
-            start_dense(TEXT_TO_TEXT, text_vec, flt)
+            start_pair(TEXT_TO_TEXT, TEXT_TO_IMAGE, text_vec, flt)
         image_vec: np.ndarray | None = None
         instance_vec: np.ndarray | None = None
         photo: PhotoVectors | None = None
-        if query.image:
+        if image is not None:
             try:
-                photo = self.embedder.photo(query.image, query.crop, timings)
+                photo = self.embedder.embed_photo(image, timings)
             except BaseException:
-                # A photo that cannot be read fails the query: the legs already started end
+                # A photo the model cannot embed fails the query: the legs already started end
                 # first, inside the caller's hold on the store (``VectorStore.reading``).
                 wait([job for job in jobs.values() if not job.cancel()])
                 raise
@@ -145,6 +193,7 @@ class LegRunner:
 
         predicted: PredictedCategory | None = None
         image_flt = flt
+        first_image_hits: tuple[list[Hit], float] | None = None
         use_prediction = (
             query.predict_category
             if query.predict_category is not None
@@ -161,46 +210,50 @@ class LegRunner:
             if predicted is not None and predicted.confidence >= profile.category_confidence:
                 predicted = predicted.model_copy(update={"applied": True})
                 image_flt = flt.with_category(predicted.path)
+                first_image_hits = None  # searched outside the category: re-run inside it
             elif IMAGE_TO_IMAGE in wanted:
-                done[IMAGE_TO_IMAGE] = first_image_hits  # else re-run inside the category
+                done[IMAGE_TO_IMAGE] = first_image_hits
             timings["predict_category"] = elapsed_ms(t)
 
         if image_vec is not None:
-            if IMAGE_TO_IMAGE not in done:
-                start_dense(IMAGE_TO_IMAGE, image_vec, image_flt)
-            start_dense(IMAGE_TO_TEXT, image_vec, image_flt)
+            start_pair(IMAGE_TO_IMAGE, IMAGE_TO_TEXT, image_vec, image_flt, first_image_hits)
         if instance_vec is not None:
             start_dense(IMAGE_INSTANCE, instance_vec, image_flt)
         # The exact-match rule's searches run beside the legs, not after them.
         exact_jobs: dict[str, Future[list[Hit]]] = {}
         if photo is not None and profile.exact_match is not None:
-            searches = self.whole_photo_searches(photo, image_flt, wanted)
+            searches = self.whole_photo_searches(photo, image_flt, wanted, every_judge)
             exact_jobs = {leg: self.pool.submit(search) for leg, search in searches.items()}
         t = time.perf_counter()
-        for leg in wanted:  # in the order asked for, as before
-            if leg in jobs:
-                done[leg] = jobs[leg].result()
+        for job in jobs.values():
+            done.update(job.result())
         timings["legs"] = elapsed_ms(t)
         whole = {leg: job.result() for leg, job in exact_jobs.items()}
         return {leg: done[leg] for leg in wanted if leg in done}, predicted, whole
 
     def whole_photo_searches(
-        self, photo: PhotoVectors, flt: SearchFilter, wanted: Sequence[str]
+        self,
+        photo: PhotoVectors,
+        flt: SearchFilter,
+        wanted: Sequence[str],
+        every_judge: bool = False,
     ) -> dict[str, Callable[[], list[Hit]]]:
-        """Per image leg that runs, a search for the points nearest the whole photo's own vector.
+        """For the image leg the exact-match rule judges by (``ranking.judge_leg``; with
+        ``every_judge``, each image leg that runs), the points nearest the whole photo.
 
         The legs search with the views' mean, which never reaches cosine 1 for the very catalog
         shot and may even miss it; the exact-match rule asks "is this very photo in the
-        catalog?", which the whole photo's nearest neighbours answer. Both judge candidates are
-        searched, so offline re-fusion under other weights judges as the service would.
+        catalog?", which the whole photo's nearest neighbours answer. Offline re-fusion asks
+        for both judges, so that under other weights it judges as the service would.
         """
         out: dict[str, Callable[[], list[Hit]]] = {}
         whole_instance = photo.whole_instance
-        if IMAGE_INSTANCE in wanted and whole_instance is not None:
+        judges = {IMAGE_INSTANCE, IMAGE_TO_IMAGE} if every_judge else {judge_leg(wanted)}
+        if IMAGE_INSTANCE in wanted and IMAGE_INSTANCE in judges and whole_instance is not None:
             out[IMAGE_INSTANCE] = lambda: legs.image_instance(
                 self.store, whole_instance, EXACT_CHECKED, flt, None, EXACT_CHECK_EF
             )
-        if IMAGE_TO_IMAGE in wanted:
+        if IMAGE_TO_IMAGE in wanted and IMAGE_TO_IMAGE in judges:
             out[IMAGE_TO_IMAGE] = lambda: legs.image_to_image(
                 self.store, photo.whole_image, EXACT_CHECKED, flt, None
             )

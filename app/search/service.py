@@ -171,7 +171,9 @@ class SearchService:
         """
         prep = self._checks.prepare(query)
         with self.store.reading():
-            done, _, whole = self._runner.run(query, prep, list(prep.available), {})
+            done, _, whole = self._runner.run(
+                query, prep, list(prep.available), {}, every_judge=True
+            )
         leg_hits = [(leg, done[leg][0]) for leg in prep.available]
         lists = {leg: group_hits(hits, query.group_by_product) for leg, hits in leg_hits}
         return lists, judged_by_key(whole, query.group_by_product)

@@ -193,3 +193,19 @@ def test_inference_does_not_import_torch(tiny_bundle: Path, catalog_dir: Path) -
     )
     assert result.returncode == 0, result.stderr
     assert "HEAVY []" in result.stdout
+
+
+@pytest.mark.parametrize("spinning", [False, True])
+def test_idle_threads_spin_only_when_asked(tiny_bundle: Path, spinning: bool) -> None:
+    """Both sessions are created with busy-waiting off unless ``spinning`` asks for it (idle
+    spinners took the cores the engine and the other tower need)."""
+    encoder = Encoder(tiny_bundle, device="cpu", threads=2, spinning=spinning)
+    for session in (encoder._image, encoder._text):
+        config = session.get_session_options()
+        key = "session.intra_op.allow_spinning"
+        if spinning:
+            with pytest.raises(Exception, match="allow_spinning"):
+                config.get_session_config_entry(key)
+        else:
+            assert config.get_session_config_entry(key) == "0"
+    assert encoder.encode_texts(["a red dress"]).shape == (1, encoder.dim)

@@ -70,13 +70,8 @@ def predict_category(hits: Sequence[Hit], confidence: float) -> PredictedCategor
     return best
 
 
-# The cross-modal legs, by leg: (store, vector, limit, filter, floor, anchors) -> hits.
-CROSS_MODAL_LEGS: dict[str, Callable[..., list[Hit]]] = {
-    TEXT_TO_IMAGE: legs.text_to_image,
-    IMAGE_TO_TEXT: legs.image_to_text,
-}
-
-# The dense legs' searches, by leg: (store, vector, limit, filter, floor) -> hits.
+# The dense legs' searches, by leg: (store, vector, limit, filter, floor) -> hits; the
+# cross-modal ones (text_image, image_text) also take ``anchors``.
 DENSE_LEGS: dict[str, Callable[..., list[Hit]]] = {
     TEXT_TO_IMAGE: legs.text_to_image,
     TEXT_TO_TEXT: legs.text_to_text,
@@ -145,7 +140,7 @@ class LegRunner:
                     start_dense(own, vec, leg_flt)
                 start_dense(cross, vec, leg_flt)
                 return
-            own_search, cross_search = DENSE_LEGS[own], CROSS_MODAL_LEGS[cross]
+            own_search, cross_search = DENSE_LEGS[own], DENSE_LEGS[cross]
 
             def both() -> LegHits:
                 first = (
@@ -155,10 +150,10 @@ class LegRunner:
                 )
                 second = timed(
                     lambda: cross_search(
-                        self.store, vec, limit, leg_flt, floors.get(cross), first[0]
+                        self.store, vec, limit, leg_flt, floors.get(cross), anchors=first[0]
                     )
                 )
-                ran = {own: first} if own_hits is None and own in wanted else {}
+                ran = {own: first} if own_hits is None else {}  # given hits: the caller has them
                 return {**ran, cross: second}
 
             jobs[cross] = self.pool.submit(both)

@@ -145,8 +145,8 @@ class Settings(BaseSettings):
     hnsw_full_scan_kb: int = Field(
         default=HnswOptions.full_scan_kb,
         ge=1,
-        description="A filter matching fewer KB of vectors than this is searched exactly, not "
-        "through the graph (a new collection; an existing one keeps its own).",
+        description="A filtered search whose matches hold at most this many KB of the searched "
+        "vectors scans them exactly instead of walking the graph (every collection).",
     )
     qdrant_url: str | None = Field(
         default=None,

@@ -184,7 +184,7 @@ def measure_recall(
 
 
 # Search beams of the recall curve: below, at and above the default (HnswOptions.ef).
-CURVE_EFS = (64, 128, 256, 512, 1024)
+CURVE_EFS = (64, 128, 256, 384, 512, 1024)
 
 
 def recall_curve(

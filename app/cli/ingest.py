@@ -228,7 +228,7 @@ def status() -> None:
     if graph:
         print(
             f"hnsw:      m {graph['m']}, ef_construct {graph['ef_construct']}, exact below "
-            f"{graph.get('full_scan_kb', 10_000)} KB matched (the collection's), "
+            f"{graph.get('full_scan_kb', 10_000)} KB matched, "
             f"search beam {graph['ef']}"
         )
     print_collections(rows, indent="           ", title="collections:")

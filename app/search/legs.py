@@ -73,9 +73,16 @@ def cross_modal(
     ``anchors``: the query's nearest points by its own tower under the same filter, unfloored,
     when the caller already has them (the same-tower leg's first hits): the anchor search is
     then skipped. At 100k points it is a full-beam walk of its own.
+
+    Where the store scans the filter's matches exactly (``VectorStore.scans``) the leg is the
+    one search: no anchors, no searches inside categories.
     """
     flt = flt or SearchFilter()
     main = dense_query(vec, limit, flt, other, min_score)
+    if store.scans(flt, other):
+        # The filter's matches are scanned exactly: there is no walk to go astray, and a
+        # search inside one of its categories could only find what this one finds.
+        return store.search_batch([main])[0]
     if anchors is None:
         own_query = DenseQuery(vec, ANCHORS, flt, own, None, (CATEGORY_PATH,))
         hits, near = store.search_batch([main, own_query])

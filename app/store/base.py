@@ -74,19 +74,26 @@ class HnswOptions:
     exact search at 100k products (``snapshop bench``, bench/README.md): with Qdrant's defaults
     (16, 100, beam 100) the legs found 0.62-0.99 of the exact top 10. m 32 and ef_construct 256
     raised every leg; a beam of 512 brought each leg, as served, to >= 0.99 (256: 0.958).
+    Once filtered searches scanned up to 100,000 KB (below), the unfiltered legs alone set the
+    beam: 384 kept each at 1.0 and took the photo and cross-modal legs' searches from 1.4-2.8
+    to 1.3-2.2 ms at 100k (256: 0.998, the text->image leg).
 
-    ``full_scan_kb``: a filter matching fewer KB of vectors than this is answered by scanning
-    its matches exactly, not by walking the graph (fixed at creation too). Qdrant's default,
-    10,000 (6,666 points of 384 floats), left a photo filtered to an unrelated category of
-    16.6k points with 4 of its 10 true neighbours; at 30,000 it found all 10, and the
-    filtered legs' median time stayed the same (2.9-7.8 ms at 100k): scanning 20k vectors
-    costs what the graph walk at beam 512 costs.
+    ``full_scan_kb``: a filter matching at most this many KB of the searched vectors is
+    answered by scanning its matches exactly, not by walking the graph (``scans``; the stores
+    decide it per search, the engine at creation). A filtered walk only steps on matching
+    points, so a query whose true neighbours within the filter are linked to the rest only
+    through other categories (a shoe query filtered to apparel: infant booties) is not found
+    at any beam. At 100k, 30,000 KB (20k points of 384 floats) left the lowest filtered leg at
+    0.970 (ACORN for every filter: 0.994, the instance leg 6 -> 18 ms); 100,000 KB (67k text
+    or photo vectors, 40k identity vectors) took every filtered leg to 1.0, 2-5 ms more on
+    most legs' median, and lower tails (identity leg p90 26 -> 13 ms): scanning 20-50k vectors
+    costs 6-15 ms, an ACORN walk 6-19.
     """
 
     m: int = 32
     ef_construct: int = 256
-    ef: int = 512
-    full_scan_kb: int = 30_000
+    ef: int = 384
+    full_scan_kb: int = 100_000
     # From ``large_from`` points on, the graph is deeper and a walk more often settles in the
     # wrong region: at 1M int8 (bench/README.md) beam 1,024 raised the worst leg, as served,
     # from 0.946 to 0.968 unfiltered and from 0.906 to 0.968 filtered. It costs: a search
@@ -125,6 +132,15 @@ class HnswOptions:
         if points >= self.large_from or self.acorn_max_selectivity <= 0:
             return None
         return self.acorn_max_selectivity
+
+    def scans(self, matches: int, dim: int) -> bool:
+        """Whether a filtered search matching ``matches`` points of ``dim`` floats scans them
+        exactly instead of walking the graph: their vectors take at most ``full_scan_kb``.
+
+        The engine makes the same choice with the threshold a collection was created with; the
+        stores make it again per search with this one, so a changed setting applies to existing
+        collections and both backends alike."""
+        return matches * dim * 4 <= self.full_scan_kb * 1024
 
     def fixed_beam(self, ef: int) -> HnswOptions:
         """These options searching with beam ``ef`` at every size (for measuring one beam)."""
@@ -408,6 +424,10 @@ class VectorStore(Protocol):
         """The dense vectors the collection holds: ``DENSE_VECTORS``, + ``instance`` if any."""
 
     def delete(self, ids: Sequence[str]) -> None: ...
+
+    def scans(self, flt: SearchFilter | None, using: str) -> bool:
+        """Whether a search of the ``using`` vectors filtered by ``flt`` scans the filter's
+        matches exactly instead of walking the graph (``HnswOptions.scans``)."""
 
     def search_dense(
         self,

@@ -414,6 +414,17 @@ class EdgeStore(OneQuerySearches):
         self._params = (writes, params)
         return params
 
+    def scans(self, flt: SearchFilter | None, using: str) -> bool:
+        """Whether a search of ``using`` vectors filtered by ``flt`` scans the filter's matches
+        exactly (``HnswOptions.scans``), counted from the payload index (an estimate for
+        several conditions, microseconds)."""
+        engine = engine_filter(flt)
+        if engine is None:
+            return False
+        dim = int((self._meta or {}).get("instance_dim" if using == INSTANCE_VECTOR else "dim", 0))
+        matches = self._require().count(qe.CountRequest(filter=engine, exact=False))
+        return self._hnsw.scans(int(matches), dim)
+
     def search_dense_with(
         self,
         vector: np.ndarray,
@@ -428,7 +439,8 @@ class EdgeStore(OneQuerySearches):
         """``search_dense`` (no payloads) with the engine's search knobs, for measuring the
         index: ``exact`` scans every vector (the ground truth for ANN recall); ``rescore``
         turns rescoring of quantised candidates on or off (None: the store's default); ``ef``
-        is the search beam (None: the store's)."""
+        is the search beam (None: the store's). A filter this store scans (``scans``) is
+        scanned here too, as searches are served."""
         shard = self._require()
         if using not in self.dense_vectors():
             raise ValueError(f"unknown dense vector {using!r}")
@@ -443,7 +455,7 @@ class EdgeStore(OneQuerySearches):
             filter=engine_filter(flt),
             params=qe.SearchParams(
                 hnsw_ef=ef or params.hnsw_ef,
-                exact=exact,
+                exact=exact or self.scans(flt, using),
                 quantization=quantization,
                 acorn=params.acorn,
             ),
@@ -523,9 +535,13 @@ class EdgeStore(OneQuerySearches):
             vector = np.asarray(query.vector, dtype=np.float32).tolist()
             nearest = qe.Query.Nearest(vector, using=query.using)
             params = self._search_params()
-            if query.ef is not None:
+            exact = self.scans(query.flt, query.using)
+            if query.ef is not None or exact:
                 params = qe.SearchParams(
-                    hnsw_ef=query.ef, quantization=params.quantization, acorn=params.acorn
+                    hnsw_ef=query.ef or params.hnsw_ef,
+                    exact=exact,
+                    quantization=params.quantization,
+                    acorn=params.acorn,
                 )
         else:
             assert self._bm25 is not None
@@ -629,6 +645,7 @@ class EdgeStore(OneQuerySearches):
             if shard is None:
                 return StoreInfo(self.backend, 0, 0, 0, None, None)
             shard_info = shard.info()
+        graph = meta.get("hnsw", QDRANT_DEFAULT_GRAPH)
         return StoreInfo(
             backend=self.backend,
             points=int(shard_info.points_count),
@@ -647,7 +664,10 @@ class EdgeStore(OneQuerySearches):
                 # Stores made before the graph was configurable have Qdrant's defaults.
                 # The beam and ACORN ceiling its searches use at this size (HnswOptions).
                 "hnsw": {
-                    **meta.get("hnsw", QDRANT_DEFAULT_GRAPH),
+                    **graph,
+                    # The engine scans below the collection's threshold, this store (``scans``)
+                    # below the setting's: the larger holds.
+                    "full_scan_kb": max(int(graph["full_scan_kb"]), self._hnsw.full_scan_kb),
                     "ef": self._hnsw.beam(int(shard_info.points_count)),
                     "acorn": self._hnsw.acorn(int(shard_info.points_count)),
                 },

@@ -92,6 +92,8 @@ class _Collection:
 
 # Seconds a read of the collection's size stays good for choosing the search beam.
 SIZE_TTL_S = 30.0
+# Filters whose match counts are kept at once (``_scans_in``); past it the counts start afresh.
+MAX_COUNTED_FILTERS = 1024
 
 
 @dataclass(frozen=True)
@@ -209,6 +211,9 @@ class QdrantServerStore(OneQuerySearches):
         # and ACORN (``HnswOptions``); read again after this process writes, or once stale,
         # since other processes may sync the collection too.
         self._size: tuple[float, int] | None = None
+        # filter -> (monotonic time read, estimated matches), for ``HnswOptions.scans``; kept
+        # as the size is, and bounded: filters come from requests.
+        self._matches: dict[SearchFilter, tuple[float, int]] = {}
 
     @classmethod
     def at_url(
@@ -279,6 +284,7 @@ class QdrantServerStore(OneQuerySearches):
     def _forget(self) -> None:
         self._known = None
         self._size = None
+        self._matches = {}
 
     def _points(self, known: _Collection) -> int:
         """The collection's point count, read at most every ``SIZE_TTL_S`` seconds."""
@@ -289,6 +295,27 @@ class QdrantServerStore(OneQuerySearches):
                 size = (now, int(self._client.count(known.name, exact=False).count))
             self._size = size
         return size[1]
+
+    def scans(self, flt: SearchFilter | None, using: str) -> bool:
+        return self._scans_in(self._require(), flt, using)
+
+    def _scans_in(self, known: _Collection, flt: SearchFilter | None, using: str) -> bool:
+        """Whether a search of ``using`` vectors filtered by ``flt`` scans the filter's matches
+        exactly (``HnswOptions.scans``), from the server's estimate of the matches."""
+        engine = server_filter(flt)
+        if engine is None or flt is None:
+            return False
+        now = time.monotonic()
+        seen = self._matches.get(flt)
+        if seen is None or now - seen[0] > SIZE_TTL_S:
+            with self._calls("be counted"):
+                counted = self._client.count(known.name, count_filter=engine, exact=False)
+            matches = int(counted.count)
+            if len(self._matches) >= MAX_COUNTED_FILTERS:
+                self._matches.clear()
+            seen = self._matches[flt] = (now, matches)
+        dim = int(known.meta.get("instance_dim" if using == INSTANCE_VECTOR else "dim", 0))
+        return self.options.hnsw.scans(seen[1], dim)
 
     def _require(self) -> _Collection:
         known = self._load()
@@ -487,6 +514,7 @@ class QdrantServerStore(OneQuerySearches):
         with self._write_lock, self._rw.writing(), self._calls("be written"):
             self._client.batch_update_points(known.name, operations, wait=True)
         self._size = None
+        self._matches = {}
 
     def build_index(self) -> bool:
         """Nothing to start: the server's optimizer builds HNSW by itself once a segment passes
@@ -526,7 +554,8 @@ class QdrantServerStore(OneQuerySearches):
             acorn = None
             if share is not None:
                 acorn = models.AcornSearchParams(enable=True, max_selectivity=share)
-            params = models.SearchParams(hnsw_ef=ef, quantization=rescore, acorn=acorn)
+            exact = self._scans_in(known, query.flt, using)
+            params = models.SearchParams(hnsw_ef=ef, exact=exact, quantization=rescore, acorn=acorn)
         else:
             indices, values = as_pair(known.bm25.query(query.text))
             if not indices:  # only stopwords or punctuation: nothing can match

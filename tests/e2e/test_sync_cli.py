@@ -103,7 +103,7 @@ def test_ten_titles_changed_five_deleted_five_added(
     )
     assert status.returncode == 0, status.stderr
     assert "exact search (50 points" in status.stdout
-    graph = "m 32, ef_construct 256, exact below 30000 KB matched (the collection's), search beam"
-    assert f"hnsw:      {graph} 512" in status.stdout
+    graph = "m 32, ef_construct 256, exact below 100000 KB matched, search beam"
+    assert f"hnsw:      {graph} 384" in status.stdout
     assert f"{runs[0].run} ok" in status.stdout and "+5 ~10 -5 =35 !0" in status.stdout
     assert json.loads((data_dir / "runs" / f"{runs[0].run}.json").read_text())["state"] == "ok"

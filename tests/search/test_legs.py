@@ -30,6 +30,9 @@ class LostWalkStore:
     def __init__(self) -> None:
         self.queries: list[DenseQuery] = []
 
+    def scans(self, flt: SearchFilter | None, using: str) -> bool:
+        return False  # every search walks the graph
+
     def search_batch(self, queries: Sequence[StoreQuery]) -> list[list[Hit]]:
         out = []
         for q in queries:
@@ -73,6 +76,26 @@ def test_a_walk_that_found_the_anchors_categories_costs_one_engine_call() -> Non
     hits = legs.text_to_image(store, np.ones(4, dtype=np.float32), 5, None)  # type: ignore[arg-type]
     assert [h.payload[PRODUCT_ID] for h in hits] == ["milk-1", "shirt-9"]
     assert calls == [2] and store.queries[1].using == TEXT_VECTOR
+
+
+class ScanningStore(LostWalkStore):
+    """The same answers, but its filtered searches scan the matches exactly."""
+
+    def scans(self, flt: SearchFilter | None, using: str) -> bool:
+        return flt is not None and not flt.empty
+
+
+def test_a_scanned_filter_needs_no_anchors_and_no_searches_inside_categories() -> None:
+    store = ScanningStore()
+    vec = np.ones(4, dtype=np.float32)
+    hits = legs.image_to_text(store, vec, 3, SearchFilter(category="grocery"))  # type: ignore[arg-type]
+    assert [h.payload[PRODUCT_ID] for h in hits] == ["milk-1", "milk-2"]
+    assert [(q.using, q.flt.category if q.flt else None) for q in store.queries] == [
+        (TEXT_VECTOR, "grocery")
+    ]
+    # Unfiltered, the walk may still go astray: the anchors are searched as before.
+    legs.image_to_text(store, vec, 3, None)  # type: ignore[arg-type]
+    assert [q.using for q in store.queries[1:3]] == [TEXT_VECTOR, IMAGE_VECTOR]
 
 
 class LostInsideStore(LostWalkStore):

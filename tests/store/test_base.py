@@ -15,6 +15,12 @@ def test_the_beam_widens_and_acorn_stops_at_the_large_size() -> None:
     assert fixed.acorn(10) == 0.3  # only the beam is fixed
 
 
+def test_a_filter_is_scanned_while_its_matches_fit_the_threshold() -> None:
+    hnsw = HnswOptions(full_scan_kb=3)  # 3,072 bytes
+    assert [hnsw.scans(n, 384) for n in (0, 2, 3)] == [True, True, False]  # 1,536 bytes each
+    assert [hnsw.scans(n, 640) for n in (1, 2)] == [True, False]  # 2,560 bytes each
+
+
 @pytest.mark.parametrize(
     "bad",
     [{"m": 2}, {"ef_large": 0}, {"large_from": -1}, {"acorn_max_selectivity": 1.5}],

@@ -199,7 +199,7 @@ def test_settings_give_a_new_embedded_collection_its_graph_and_int8_codes(tmp_pa
         assert graph == {
             "m": 12,
             "ef_construct": 48,
-            "full_scan_kb": 900,
-            "ef": 512,
+            "full_scan_kb": 100_000,  # the collection scans below 900 KB, the store below this
+            "ef": 384,
             "acorn": 0.4,
         }

@@ -299,8 +299,9 @@ def test_the_graph_is_built_as_configured_and_the_beam_follows_the_opener(tmp_pa
     config = json.loads((tmp_path / "g" / "shard" / "edge_config.json").read_text())
     graph = config["hnsw_config"]
     assert (graph["m"], graph["ef_construct"], graph["full_scan_threshold"]) == (8, 24, 500)
-    # Reopened with other options: the graph is the collection's, the beam the opener's.
-    again = EdgeStore(tmp_path / "g", hnsw=HnswOptions(32, 256, 12))
+    # Reopened with other options: the graph is the collection's, the beam the opener's, and
+    # filters scan below the larger threshold (the engine's and the store's own).
+    again = EdgeStore(tmp_path / "g", hnsw=HnswOptions(32, 256, 12, full_scan_kb=300))
     try:
         graph = again.info().extra["hnsw"]
         assert graph == {"m": 8, "ef_construct": 24, "full_scan_kb": 500, "ef": 12, "acorn": 0.4}
@@ -312,8 +313,27 @@ def test_the_graph_is_built_as_configured_and_the_beam_follows_the_opener(tmp_pa
             ]
     finally:
         again.close()
+    wider = EdgeStore(tmp_path / "g", hnsw=HnswOptions(32, 256, 12, full_scan_kb=2_000))
+    try:
+        assert wider.info().extra["hnsw"]["full_scan_kb"] == 2_000
+    finally:
+        wider.close()
     with pytest.raises(ValueError, match="HNSW options"):
         HnswOptions(m=2)
+
+
+def _spy_requests(store: EdgeStore, monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Every engine request ``store`` builds from now on, in order."""
+    sent: list[object] = []
+    request = store._request
+
+    def spy(query: object, payload: bool = True) -> object:
+        out = request(query, payload)  # type: ignore[arg-type]
+        sent.append(out)
+        return out
+
+    monkeypatch.setattr(store, "_request", spy)
+    return sent
 
 
 def test_the_beam_and_acorn_follow_the_collection_size(
@@ -323,15 +343,7 @@ def test_the_beam_and_acorn_follow_the_collection_size(
     # (a filter matching 1 KB, 32 vectors of 8 floats, or more), so ACORN takes part.
     hnsw = HnswOptions(8, 24, ef=40, full_scan_kb=1, ef_large=90, large_from=250)
     s = EdgeStore(tmp_path / "g", indexing_threshold_kb=1, hnsw=hnsw)
-    sent: list[object] = []
-    request = s._request
-
-    def spy(query: object, payload: bool = True) -> object:
-        out = request(query, payload)  # type: ignore[arg-type]
-        sent.append(out)
-        return out
-
-    monkeypatch.setattr(s, "_request", spy)
+    sent = _spy_requests(s, monkeypatch)
     recs = _records(300)
     flt = SearchFilter(category="apparel")  # 2 in 3 points
     try:
@@ -356,6 +368,37 @@ def test_the_beam_and_acorn_follow_the_collection_size(
         assert s.info().extra["hnsw"]["ef"] == 90 and s.info().extra["hnsw"]["acorn"] is None
         s.delete([r.id for r in recs[100:]])  # back to 100 points
         assert params() == (40, 0.4)
+    finally:
+        s.close()
+
+
+def test_a_filter_whose_matches_fit_the_threshold_is_scanned_whatever_the_collection_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recs = _records(300)  # 100 grocery points (3.2 KB of 8 floats), 200 apparel (6.4 KB)
+    made = EdgeStore(tmp_path / "g", indexing_threshold_kb=1, hnsw=HnswOptions(8, 24, 40, 1))
+    made.ensure_collection(DIM, "m")
+    made.upsert(recs)
+    assert made.build_index()
+    made.close()
+    # The collection scans below 1 KB; this store's option, 4 KB, holds for its searches.
+    s = EdgeStore(tmp_path / "g", hnsw=HnswOptions(8, 24, 40, full_scan_kb=4))
+    sent = _spy_requests(s, monkeypatch)
+    grocery, apparel = SearchFilter(category="grocery"), SearchFilter(category="apparel")
+    try:
+
+        def exact(flt: SearchFilter | None) -> bool:
+            sent.clear()
+            s.search_dense(recs[0].image_vector, 5, flt)
+            return bool(sent[-1].params.exact)  # type: ignore[attr-defined]
+
+        assert (exact(grocery), exact(apparel), exact(None)) == (True, False, False)
+        for rec in recs[:10]:
+            scanned = s.search_dense(rec.image_vector, 10, grocery)
+            truth = s.search_dense_with(rec.image_vector, 10, grocery, exact=True)
+            assert [h.id for h in scanned] == [h.id for h in truth]
+        s.delete([r.id for r in recs if "grocery" not in r.payload["category"]][:180])
+        assert exact(apparel)  # 20 apparel points left: counted again after the write
     finally:
         s.close()
 

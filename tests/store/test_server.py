@@ -26,6 +26,7 @@ from app.store import (
     ModelMismatchError,
     PointRecord,
     QdrantServerStore,
+    SearchFilter,
     StoreError,
     StoreUnavailableError,
     point_id,
@@ -257,5 +258,49 @@ def test_a_new_collection_gets_the_configured_graph_and_searches_with_the_beam(
         store.search_dense(_point(2).image_vector, 1)
         assert sent[2].params is not None
         assert (sent[2].params.hnsw_ef, sent[2].params.acorn) == (600, None)
+    finally:
+        store.close()
+
+
+def test_a_filter_whose_matches_fit_the_threshold_is_scanned_and_recounted_after_writes(
+    tmp_path: Path,
+) -> None:
+    # 1 KB: 64 vectors of 4 floats.
+    store = QdrantServerStore.at_path(
+        tmp_path / "q", ServerOptions(hnsw=HnswOptions(full_scan_kb=1))
+    )
+    client = store._client
+    sent: list[models.QueryRequest] = []
+    counted: list[object] = []
+    query, count = client.query_batch_points, client.count
+
+    def spy_query(collection: str, requests: list[models.QueryRequest]) -> object:
+        sent.extend(requests)
+        return query(collection, requests)
+
+    def spy_count(collection: str, **kwargs: object) -> object:
+        counted.append(kwargs.get("count_filter"))
+        return count(collection, **kwargs)  # type: ignore[arg-type]
+
+    client.query_batch_points = spy_query  # type: ignore[method-assign]
+    client.count = spy_count  # type: ignore[method-assign]
+    apparel = SearchFilter(category="apparel")
+
+    def exact(flt: SearchFilter | None) -> bool:
+        sent.clear()
+        store.search_dense(_point(0).image_vector, 3, flt)
+        params = sent[-1].params
+        assert params is not None
+        return bool(params.exact)
+
+    try:
+        store.ensure_collection(DIM, "m1", ["red shirt"])
+        store.upsert([_point(i) for i in range(50)])  # 800 bytes of vectors
+        assert (exact(apparel), exact(None)) == (True, False)
+        filtered = len([c for c in counted if c is not None])
+        assert exact(apparel) and len([c for c in counted if c is not None]) == filtered  # kept
+        store.upsert([_point(i) for i in range(50, 100)])  # 1,600 bytes: walked, once recounted
+        assert not exact(apparel)
+        assert exact(SearchFilter(category="shoes"))  # matches nothing
     finally:
         store.close()

@@ -75,8 +75,8 @@ class HnswOptions:
     (16, 100, beam 100) the legs found 0.62-0.99 of the exact top 10. m 32 and ef_construct 256
     raised every leg; a beam of 512 brought each leg, as served, to >= 0.99 (256: 0.958).
     Once filtered searches scanned up to 100,000 KB (below), the unfiltered legs alone set the
-    beam: 384 kept each at 1.0 and took the photo and cross-modal legs' searches from 1.4-2.8
-    to 1.3-2.2 ms at 100k (256: 0.998, the text->image leg).
+    beam: at 100k the lowest leg, as served, is 0.996 at 384 as at 512 (256: 0.994), and a
+    narrower beam visits fewer points (the per-leg time gain was within the noise).
 
     ``full_scan_kb``: a filter matching at most this many KB of the searched vectors is
     answered by scanning its matches exactly, not by walking the graph (``scans``; the stores
@@ -85,7 +85,7 @@ class HnswOptions:
     through other categories (a shoe query filtered to apparel: infant booties) is not found
     at any beam. At 100k, 30,000 KB (20k points of 384 floats) left the lowest filtered leg at
     0.970 (ACORN for every filter: 0.994, the instance leg 6 -> 18 ms); 100,000 KB (67k text
-    or photo vectors, 40k identity vectors) took every filtered leg to 1.0, 2-5 ms more on
+    or photo vectors, 40k identity vectors) took every filtered leg to 1.0, 1-5 ms more on
     most legs' median, and lower tails (identity leg p90 26 -> 13 ms): scanning 20-50k vectors
     costs 6-15 ms, an ACORN walk 6-19.
     """

@@ -12,14 +12,16 @@ permuting the lists never changes the output.
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 T = TypeVar("T", bound=Hashable)
 
 
-@dataclass(frozen=True)
-class Fused(Generic[T]):
+class Fused(NamedTuple, Generic[T]):
+    """One fused item. A tuple, not a frozen dataclass: every query builds one per candidate
+    (~300 for a typed query), and at 100k the fusion step took 1.35-1.43 ms as a dataclass
+    against 1.03-1.18 ms as a tuple (in-process, paired)."""
+
     item: T
     score: float
     contributions: tuple[float, ...]  # one per input list; they sum to ``score``
@@ -52,7 +54,7 @@ def first_positions(items: Sequence[T]) -> list[tuple[int, T]]:
 
 def order(contributions: Mapping[T, Sequence[float]], best_rank: Mapping[T, int]) -> list[Fused[T]]:
     fused = [
-        Fused(item, float(sum(parts)), tuple(float(p) for p in parts), best_rank[item])
+        Fused(item, float(sum(parts)), tuple(map(float, parts)), best_rank[item])
         for item, parts in contributions.items()
     ]
     fused.sort(key=lambda f: (-f.score, f.best_rank, str(f.item)))

@@ -36,7 +36,7 @@ def healthz(
     }
 
 
-def get_model_probe(gen: GenerationDep) -> ModelProbe:
+async def get_model_probe(gen: GenerationDep) -> ModelProbe:
     return gen.probe
 
 

@@ -92,6 +92,19 @@ def test_degenerate_strip_is_bounded_and_close(manifests: list[Manifest]) -> Non
     assert float(np.abs(ours - ref).mean()) < 0.015
 
 
+def test_every_byte_value_normalises_as_the_formula_does(manifests: list[Manifest]) -> None:
+    # All 256 levels in each channel (a 16 x 16 image, a channel's levels in its own order) at
+    # the model's own size, so the resize keeps the pixels as they are.
+    manifest = dataclasses.replace(manifests[0], image_size=16)
+    levels = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    pixels = np.stack([levels, levels.T, levels[::-1]], axis=-1)
+    ours = preprocess_images([Image.fromarray(pixels)], manifest)[0]
+    mean = np.asarray(manifest.mean, dtype=np.float32).reshape(3, 1, 1)
+    std = np.asarray(manifest.std, dtype=np.float32).reshape(3, 1, 1)
+    formula = (pixels.transpose(2, 0, 1).astype(np.float32) / np.float32(255.0) - mean) / std
+    assert np.array_equal(ours, formula)
+
+
 def test_empty_batch(manifests: list[Manifest]) -> None:
     assert preprocess_images([], manifests[0]).shape == (0, 3, 64, 64)
 

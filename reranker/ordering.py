@@ -53,20 +53,11 @@ def first_positions(items: Sequence[T]) -> list[tuple[int, T]]:
 
 
 def order(contributions: Mapping[T, Sequence[float]], best_rank: Mapping[T, int]) -> list[Fused[T]]:
+    """``contributions``' items as ``Fused``, best first. The parts must be ``float`` already
+    (every method here makes them so): converting each one again took a third of this step."""
     fused = [
-        Fused(item, float(sum(parts)), tuple(map(float, parts)), best_rank[item])
+        Fused(item, float(sum(parts)), tuple(parts), best_rank[item])
         for item, parts in contributions.items()
     ]
     fused.sort(key=lambda f: (-f.score, f.best_rank, str(f.item)))
     return fused
-
-
-def best_ranks(lists: Sequence[Sequence[T]], weights: Sequence[float]) -> dict[T, int]:
-    """Best rank (from 1) of every item over the lists that count (weight > 0)."""
-    best: dict[T, int] = {}
-    for items, weight in zip(lists, weights, strict=True):
-        if weight == 0:
-            continue
-        for rank, item in first_positions(items):
-            best[item] = min(best.get(item, rank), rank)
-    return best

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Sequence
 from typing import TypeVar
 
-from reranker.ordering import Fused, best_ranks, check_weights, first_positions, order
+from reranker.ordering import Fused, check_weights, first_positions, order
 
 T = TypeVar("T", bound=Hashable)
 
@@ -36,12 +36,19 @@ def rrf_fuse(
         raise ValueError(f"k must be positive, got {k}")
     w = check_weights(len(rankings), weights)
     parts: dict[T, list[float]] = {}
+    best: dict[T, int] = {}  # each item's best rank over the lists that count
     for i, (ranking, weight) in enumerate(zip(rankings, w, strict=True)):
         if weight == 0:
             continue
         for rank, item in first_positions(ranking):
-            parts.setdefault(item, [0.0] * len(rankings))[i] = weight / (k + rank)
-    return order(parts, best_ranks(rankings, w))
+            row = parts.get(item)
+            if row is None:
+                row = parts[item] = [0.0] * len(rankings)
+                best[item] = rank
+            elif rank < best[item]:
+                best[item] = rank
+            row[i] = weight / (k + rank)
+    return order(parts, best)
 
 
 def rrf(

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from app.profiles.model import FusionSpec
 from app.search.images import image_urls
 from app.search.leg_names import IMAGE_VECTOR_LEGS
-from app.search.ranking import LegList, fuse_legs, group_hits, key_of
+from app.search.ranking import LegList, fuse_legs, key_of
 from app.search.schemas import LegScore, SearchResult
 from app.search.timing import elapsed_ms
 from app.store import Hit
@@ -48,14 +48,19 @@ def fuse_page(
     best: dict[str, Hit] = {}  # key -> a hit carrying its payload
     images: dict[str, dict[str, float]] = {}  # key -> image file -> best image-leg score
     for leg, hits in leg_hits:
-        lists[leg] = group_hits(hits, by_product)
+        # ``group_hits`` inline, so that each hit's key is worked out once
+        scored: dict[str, float] = {}
+        image_leg = leg in IMAGE_VECTOR_LEGS
         for hit in hits:
             key = key_of(hit, by_product)
-            best.setdefault(key, hit)
-            if leg in IMAGE_VECTOR_LEGS:
+            if key not in scored:
+                scored[key] = hit.score
+                best.setdefault(key, hit)
+            if image_leg:
                 name = str(hit.payload.get(IMAGE_FILE, ""))
                 seen = images.setdefault(key, {})
                 seen[name] = max(seen.get(name, float("-inf")), hit.score)
+        lists[leg] = list(scored.items())
     judged = None
     if whole_photo is not None:
         judged = judged_by_key(whole_photo, by_product)
@@ -75,7 +80,12 @@ def fuse_page(
             hit = best[f.item]
             best[f.item] = Hit(hit.id, hit.score, {**more.get(hit.id, {}), **hit.payload})
         timings["page"] = elapsed_ms(t)
-    positions = [{key: (r, s) for r, (key, s) in enumerate(lists[leg], start=1)} for leg in names]
+    # Ranks are shown for the page's entries only: no need to index every candidate.
+    page = {f.item for f in fused}
+    positions = [
+        {key: (r, s) for r, (key, s) in enumerate(lists[leg], start=1) if key in page}
+        for leg in names
+    ]
     return [
         to_result(
             f, best[f.item], images.get(f.item, {}), names, positions, explain, f.item in exact

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -63,6 +64,42 @@ def test_ingest_counts_points_rejects_and_payloads(tmp_path: Path, tiny_bundle: 
         # Each image is its own nearest neighbour.
         red_vec = encoder.encode_images([load_image(catalog / "images" / "r.jpg")])[0]
         assert store.search_dense(red_vec, 1)[0].payload["image_file"] == "r.jpg"
+    finally:
+        store.close()
+
+
+def test_products_sharing_a_text_have_it_embedded_once(tmp_path: Path) -> None:
+    catalog = tmp_path / "cat"
+    (catalog / "images").mkdir(parents=True)
+    for name, rgb in {"a": (200, 30, 30), "b": (30, 200, 30), "c": (30, 30, 200)}.items():
+        Image.new("RGB", (40, 40), rgb).save(catalog / "images" / f"{name}.jpg")
+    (catalog / "products.csv").write_text(
+        "product_id,title,category,image_files\n"
+        "s1,Linen Shirt,Apparel/Topwear/Shirts,a.jpg\n"
+        "s2,Linen Shirt,Apparel/Topwear/Shirts,b.jpg\n"
+        "j1,Blue Jeans,Apparel/Bottomwear/Jeans,c.jpg\n"
+    )
+    encoder = FakeEncoder()
+    embedded: list[str] = []
+    encode_texts = encoder.encode_texts
+
+    def counting(texts: Any) -> Any:
+        embedded.extend(texts)
+        return encode_texts(texts)
+
+    encoder.encode_texts = counting  # type: ignore[method-assign]
+    store = EdgeStore(tmp_path / "qdrant")
+    try:
+        report = ingest_catalog(catalog, store, encoder, batch_size=8)  # type: ignore[arg-type]
+        assert report.summary() == "ingested 3 products, 3 images, 0 rejected"
+        assert len(embedded) == len(set(embedded)) == 2
+        # both shirts carry the vector their shared text gets alone
+        shirts = [h.id for h in store.search_bm25("linen", 10)]
+        vectors = store.vectors(shirts)
+        assert len(vectors) == 2
+        shared = next(t for t in embedded if t.startswith("Linen Shirt"))
+        for named in vectors.values():
+            assert np.allclose(named["text"], encode_texts([shared])[0], atol=1e-6)
     finally:
         store.close()
 

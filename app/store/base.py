@@ -194,6 +194,11 @@ class Hit:
     payload: dict[str, Any]
 
 
+def vector_dim(meta: dict[str, Any], using: str) -> int:
+    """Floats per vector of the named dense vector, from a collection's recorded meta."""
+    return int(meta.get("instance_dim" if using == INSTANCE_VECTOR else "dim", 0))
+
+
 def check_model(
     meta: dict[str, Any], dim: int, model_id: str, instance_dim: int, where: str, elsewhere: str
 ) -> None:

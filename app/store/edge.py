@@ -46,6 +46,7 @@ from app.store.base import (
     StoreInfo,
     StoreQuery,
     check_model,
+    vector_dim,
 )
 from app.store.bm25 import Bm25Terms
 from app.store.collections import now_iso
@@ -421,9 +422,8 @@ class EdgeStore(OneQuerySearches):
         engine = engine_filter(flt)
         if engine is None:
             return False
-        dim = int((self._meta or {}).get("instance_dim" if using == INSTANCE_VECTOR else "dim", 0))
         matches = self._require().count(qe.CountRequest(filter=engine, exact=False))
-        return self._hnsw.scans(int(matches), dim)
+        return self._hnsw.scans(int(matches), vector_dim(self._meta or {}, using))
 
     def search_dense_with(
         self,

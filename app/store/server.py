@@ -46,6 +46,7 @@ from app.store.base import (
     StoreInfo,
     StoreQuery,
     check_model,
+    vector_dim,
 )
 from app.store.bm25 import Bm25Terms, as_pair
 from app.store.collections import model_tag, now_iso
@@ -314,8 +315,7 @@ class QdrantServerStore(OneQuerySearches):
             if len(self._matches) >= MAX_COUNTED_FILTERS:
                 self._matches.clear()
             seen = self._matches[flt] = (now, matches)
-        dim = int(known.meta.get("instance_dim" if using == INSTANCE_VECTOR else "dim", 0))
-        return self.options.hnsw.scans(seen[1], dim)
+        return self.options.hnsw.scans(seen[1], vector_dim(known.meta, using))
 
     def _require(self) -> _Collection:
         known = self._load()

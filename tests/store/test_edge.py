@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import qdrant_edge as qe
 
 from app.store import (
     TEXT_VECTOR,
@@ -19,6 +20,7 @@ from app.store import (
     category_ancestors,
     point_id,
 )
+from app.store.edge import PAYLOAD_INDEX_MEMORY, payload_index_params
 from app.store.fields import HIT_FIELDS
 
 DIM = 8
@@ -469,3 +471,39 @@ def test_a_hit_missing_from_the_map_is_read_from_the_engine(store: EdgeStore) ->
     store._mapped.delete(probe.id)  # as if deleted after the engine answered
     hit = store.search_dense(probe.image_vector, 1, with_payload=HIT_FIELDS)[0]
     assert hit.id == probe.id and hit.payload["product_id"] == probe.payload["product_id"]
+
+
+def _index_memory(store: EdgeStore) -> dict[str, object]:
+    schema = store._require().info().payload_schema
+    return {name: getattr(info.params, "memory", None) for name, info in schema.items()}
+
+
+def test_payload_indexes_stay_in_their_files_and_older_stores_are_moved_there(
+    tmp_path: Path,
+) -> None:
+    every = set(payload_index_params())
+    s = EdgeStore(tmp_path / "qdrant")
+    s.ensure_collection(DIM, "test-model")
+    s.upsert(_records(30))
+    assert _index_memory(s) == dict.fromkeys(every, PAYLOAD_INDEX_MEMORY)
+    # As a store made before: indexes in the heap (the engine's default), one field's index
+    # dropped and not made again (a run stopped in between).
+    shard = s._require()
+    for name in every:
+        shard.update(qe.UpdateOperation.delete_field_index(name))
+    shard.update(qe.UpdateOperation.create_field_index("category", qe.PayloadSchemaType.Keyword))
+    shard.update(qe.UpdateOperation.create_field_index("year", qe.PayloadSchemaType.Integer))
+    assert _index_memory(s) == {"category": None, "year": None}
+    s.close()
+    again = EdgeStore(tmp_path / "qdrant")
+    try:
+        assert _index_memory(again) == dict.fromkeys(every, PAYLOAD_INDEX_MEMORY)
+        # The indexes made again answer filters as before.
+        shirts = SearchFilter(category="Apparel/Topwear")
+        assert again.count(shirts) == 10
+        hits = again.search_dense(_records(1)[0].image_vector, 30, shirts)
+        assert {h.payload["category_path"] for h in hits} == {"Apparel/Topwear/Shirts"}
+        assert again.facet("category", [h.id for h in hits])[0] == ("apparel", 10)
+        assert again.count(SearchFilter(exclude_products=("p0", "p1"))) == 28
+    finally:
+        again.close()

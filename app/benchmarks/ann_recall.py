@@ -2,7 +2,10 @@
 
 ``recall_at_10`` asks the index for 10 hits; ``recall_at_10_of_100`` takes the top 10 of the
 100 candidates a leg really fetches, which is what fusion sees. Both are compared with the
-exact top 10 (ties counted as found, see ``tie_aware_recall``); ``lowest`` is the worst query's.
+exact top 10 (ties counted as found, see ``tie_aware_recall``); ``lowest`` is the worst query's,
+and ``worst`` names the query the leg as served did worst on (its place among the benchmark's
+typed or photo queries, and its filter), so a miss can be looked at again and compared across
+builds.
 
 The queries are the benchmark's own, embedded as the service embeds them (photo views and
 all), so each leg is measured with the vectors it really searches with: typed queries against
@@ -114,9 +117,9 @@ def tie_aware_recall(exact: Sequence[Hit], got: Sequence[Hit], exact_scores: boo
 
 def _cases(
     store: EdgeStore, vectors: dict[str, np.ndarray], filters: Sequence[SearchFilter]
-) -> Iterator[tuple[str, str, bool, np.ndarray, SearchFilter | None]]:
-    """What recall is measured on: (leg, stored vector, filtered, query vector, filter) for each
-    query of the leg's kind, unfiltered, then with the filters in turn."""
+) -> Iterator[tuple[str, str, bool, int, np.ndarray, SearchFilter | None]]:
+    """What recall is measured on: (leg, stored vector, filtered, query's place, query vector,
+    filter) for each query of the leg's kind, unfiltered, then with the filters in turn."""
     for leg, (kind, using) in LEG_VECTORS.items():
         if kind not in vectors or using not in store.dense_vectors():
             continue
@@ -124,7 +127,7 @@ def _cases(
             if filtered and not filters:
                 continue
             for i, vec in enumerate(vectors[kind]):
-                yield leg, using, filtered, vec, filters[i % len(filters)] if filtered else None
+                yield leg, using, filtered, i, vec, filters[i % len(filters)] if filtered else None
 
 
 def measure_recall(
@@ -137,11 +140,13 @@ def measure_recall(
     total = store.count()
     # (leg, filtered) -> recalls, served recalls, ANN ms, exact ms
     groups: dict[tuple[str, bool], tuple[list[float], ...]] = {}
+    # (leg, filtered) -> (served recall, the query's place, its filter) of the worst query
+    worst_of: dict[tuple[str, bool], tuple[float, int, SearchFilter | None]] = {}
     # How far the scores without rescoring are from the float ones: 0 means the engine has no
     # int8 codes to search (segments below the indexing threshold keep only the originals).
     gap = 0.0
     legs: dict[str, Any] = {}
-    for leg, using, filtered, vec, flt in _cases(store, vectors, filters):
+    for leg, using, filtered, place, vec, flt in _cases(store, vectors, filters):
         legs.setdefault(leg, {})
         recalls, served, ann_ms, exact_ms = groups.setdefault((leg, filtered), ([], [], [], []))
         t = time.perf_counter()
@@ -157,6 +162,9 @@ def measure_recall(
         if exact:
             recalls.append(tie_aware_recall(exact, got, exact_scores=rescore is not False))
             served.append(tie_aware_recall(exact, wide[:K], exact_scores=rescore is not False))
+            known = worst_of.get((leg, filtered))
+            if known is None or served[-1] < known[0]:
+                worst_of[(leg, filtered)] = (served[-1], place, flt)
         if exact and got and got[0].id == exact[0].id:
             gap = max(gap, abs(got[0].score - exact[0].score))
     worst = 1.0
@@ -171,6 +179,7 @@ def measure_recall(
             f"recall_at_10_of_{SERVED_LIMIT}": round(float(np.mean(served)), 4),
             "ann_ms_p50": round(float(np.median(ann_ms)), 3),
             "exact_ms_p50": round(float(np.median(exact_ms)), 3),
+            "worst": _worst(worst_of[(leg, filtered)]),
         }
     shares = [store.count(f) / total for f in filters] if total else []
     return {
@@ -180,6 +189,16 @@ def measure_recall(
         "top1_score_gap_max": round(gap, 6),
         "filter_share_median": round(float(np.median(shares)), 4) if shares else None,
         "legs": legs,
+    }
+
+
+def _worst(case: tuple[float, int, SearchFilter | None]) -> dict[str, Any]:
+    """The worst query as served: its recall, place among the benchmark's queries, filter."""
+    recall, place, flt = case
+    return {
+        f"recall_at_10_of_{SERVED_LIMIT}": round(recall, 4),
+        "query": place,
+        "category": flt.category if flt is not None else None,
     }
 
 
@@ -201,7 +220,7 @@ def recall_curve(
     for ef in efs:
         with closing(open_at(ef)) as store:
             if not cases:  # the exact answers, once: they do not depend on the beam
-                for leg, using, filtered, vec, flt in _cases(store, vectors, filters):
+                for leg, using, filtered, _, vec, flt in _cases(store, vectors, filters):
                     exact = store.search_dense_with(vec, K, flt, using, exact=True)
                     if exact:
                         cases.append((leg, f"{leg}/{filtered}", vec, flt, exact))

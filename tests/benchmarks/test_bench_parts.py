@@ -7,13 +7,21 @@ import json
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import closing
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from app.benchmarks.ann_recall import recall_curve
+from app.benchmarks.ann_recall import (
+    LEG_VECTORS,
+    SERVED,
+    SERVED_LIMIT,
+    measure_recall,
+    recall_curve,
+    tie_aware_recall,
+)
 from app.benchmarks.http_load import run_cell
 from app.benchmarks.queries import BenchRequest
 from app.benchmarks.report import goals, load_results, render_tables, update_readme
@@ -316,9 +324,12 @@ def test_neighbours_are_the_nearest_of_the_same_category_first() -> None:
         assert got[i].tolist() == want
 
 
-def test_the_recall_curve_gives_every_leg_and_the_worst_is_their_minimum(tmp_path: Path) -> None:
-    rng = np.random.default_rng(3)
-    dim, n = 16, 300
+def _random_store(
+    folder: Path, rng: np.random.Generator, dim: int = 16, n: int = 300, full_scan_kb: int = 100_000
+) -> None:
+    """``n`` random points in three categories, indexed with a sparse graph (m 4), so that
+    narrow beams miss some of the exact answers. The engine scans a collection whose vectors
+    take at most ``full_scan_kb`` instead of walking its graph."""
     paths = list(CATEGORIES)
     records = []
     for i in range(n):
@@ -336,11 +347,18 @@ def test_the_recall_curve_gives_every_leg_and_the_worst_is_their_minimum(tmp_pat
                 },
             )
         )
-    store = EdgeStore(tmp_path / "s", indexing_threshold_kb=1, hnsw=HnswOptions(m=4, ef=8))
+    graph = HnswOptions(m=4, ef=8, full_scan_kb=full_scan_kb)
+    store = EdgeStore(folder, indexing_threshold_kb=1, hnsw=graph)
     store.ensure_collection(dim, "m")
     store.upsert(records)
     assert store.build_index()
     store.close()
+
+
+def test_the_recall_curve_gives_every_leg_and_the_worst_is_their_minimum(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    dim = 16
+    _random_store(tmp_path / "s", rng, dim)
     vectors = {
         "text": rng.normal(size=(6, dim)).astype(np.float32),
         "image": rng.normal(size=(6, dim)).astype(np.float32),
@@ -365,3 +383,38 @@ def test_the_recall_curve_gives_every_leg_and_the_worst_is_their_minimum(tmp_pat
         assert 0 <= point["lowest_query"] <= point["min_recall_at_10"] <= 1
     # A beam as wide as the collection walks to every point: the exact answers.
     assert curve["300"]["min_recall_at_10"] == 1.0
+
+
+def test_recall_names_each_legs_worst_query_as_served(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    dim = 96  # random points in many dimensions: the hard case for a graph walk
+    _random_store(tmp_path / "s", rng, dim, n=3_000, full_scan_kb=1)
+    vectors = {
+        "text": rng.normal(size=(8, dim)).astype(np.float32),
+        "image": rng.normal(size=(8, dim)).astype(np.float32),
+    }
+    filters = [SearchFilter(category="apparel"), SearchFilter(category="grocery")]
+    # 4 links a point, and filters walked, not scanned: some queries miss, so the worst is not
+    # one of many ties at 1.0.
+    narrow = HnswOptions(m=4, full_scan_kb=1).fixed_beam(1)
+    with closing(EdgeStore(tmp_path / "s", hnsw=narrow)) as store:
+        got = measure_recall(store, vectors, filters)
+        missed = False
+        for leg, kinds in got["legs"].items():
+            kind, using = LEG_VECTORS[leg]
+            for filtered in (False, True):
+                worst = kinds["filtered" if filtered else "unfiltered"]["worst"]
+                # Oracle: every query's recall as served, recomputed one by one.
+                served = []
+                for i, vec in enumerate(vectors[kind]):
+                    flt = filters[i % len(filters)] if filtered else None
+                    exact = store.search_dense_with(vec, 10, flt, using, exact=True)
+                    hits = SERVED[leg](store, vec, SERVED_LIMIT, flt)
+                    served.append(tie_aware_recall(exact, hits[:10], True))
+                lowest = min(served)
+                missed = missed or lowest < 1.0
+                assert worst[f"recall_at_10_of_{SERVED_LIMIT}"] == round(lowest, 4)
+                assert served[worst["query"]] == lowest
+                want = filters[worst["query"] % len(filters)].category if filtered else None
+                assert worst["category"] == want
+    assert missed

@@ -27,6 +27,9 @@ def _check_recall(recall: dict[str, Any], legs: set[str]) -> None:
             assert leg[kind]["queries"] > 0
             assert 0 <= leg[kind]["lowest"] <= leg[kind]["recall_at_10"] <= 1
             assert _positive(leg[kind]["ann_ms_p50"], leg[kind]["exact_ms_p50"])
+            worst = leg[kind]["worst"]
+            assert 0 <= worst["recall_at_10_of_100"] <= leg[kind]["recall_at_10_of_100"]
+            assert worst["query"] >= 0 and (worst["category"] is None) == (kind == "unfiltered")
     assert 0 <= recall["min_recall_at_10"] <= 1
 
 

@@ -148,6 +148,12 @@ class Settings(BaseSettings):
         description="A filtered search whose matches hold at most this many KB of the searched "
         "vectors scans them exactly instead of walking the graph (every collection).",
     )
+    hnsw_graph_blocks: int = Field(
+        default=HnswOptions.graph_blocks,
+        ge=0,
+        description="A new collection splits each category into this many hashed blocks that "
+        "the graph links within, so filtered walks reach every part of a category (0: none).",
+    )
     qdrant_url: str | None = Field(
         default=None,
         description="A Qdrant server or cluster (http(s)://host:6333): the store is a collection "
@@ -268,6 +274,7 @@ class Settings(BaseSettings):
             ef_large=self.hnsw_ef_large,
             large_from=self.hnsw_large_from,
             acorn_max_selectivity=self.hnsw_acorn,
+            graph_blocks=self.hnsw_graph_blocks,
         )
 
     @property

@@ -98,7 +98,13 @@ def ensure_sized_store(
         "synthetic": {"version": SYNTH_VERSION, "seed": synth.seed},
         "quantization": quantization,
         "indexing_threshold_kb": threshold_kb,
-        "hnsw": {"m": hnsw.m, "ef_construct": hnsw.ef_construct, "full_scan_kb": hnsw.full_scan_kb},
+        "hnsw": {
+            "m": hnsw.m,
+            "ef_construct": hnsw.ef_construct,
+            "full_scan_kb": hnsw.full_scan_kb,
+            # Only when on, so that stores cached before blocks existed keep their key.
+            **({"graph_blocks": hnsw.graph_blocks} if hnsw.graph_blocks else {}),
+        },
     }
     key = _key(inputs)
     found = _reused(folder, key)

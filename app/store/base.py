@@ -110,6 +110,11 @@ class HnswOptions:
     # 2.4 to 2.7 ms; at 1M it made filtered searches 2-5x slower (instance leg 8.8 -> 46 ms)
     # for <= 0.06.
     acorn_max_selectivity: float = 0.4
+    # Hashed blocks per category level that the engine links within (``graph_blocks``): a
+    # filtered walk then reaches a category's points whose neighbours lie in other categories.
+    # Fixed at creation (the meta records it; stores made before it have none). 16 keeps each
+    # block under the engine's cap while a point keeps fewer than 64 links on average.
+    graph_blocks: int = 16
 
     def __post_init__(self) -> None:
         if (
@@ -120,6 +125,7 @@ class HnswOptions:
             or self.ef_large < 1
             or self.large_from < 0
             or not 0.0 <= self.acorn_max_selectivity <= 1.0
+            or self.graph_blocks < 0
         ):
             raise ValueError(f"HNSW options out of range: {self}")
 
@@ -133,14 +139,15 @@ class HnswOptions:
             return None
         return self.acorn_max_selectivity
 
-    def scans(self, matches: int, dim: int) -> bool:
+    def scans(self, matches: int, dim: int, created_kb: int = 0) -> bool:
         """Whether a filtered search matching ``matches`` points of ``dim`` floats scans them
-        exactly instead of walking the graph: their vectors take at most ``full_scan_kb``.
+        exactly instead of walking the graph: their vectors take at most ``full_scan_kb``, or
+        ``created_kb``, the threshold the collection was created with, if larger.
 
-        The engine makes the same choice with the threshold a collection was created with; the
-        stores make it again per search with this one, so a changed setting applies to existing
-        collections and both backends alike."""
-        return matches * dim * 4 <= self.full_scan_kb * 1024
+        The stores make this choice per search, so a changed setting applies to existing
+        collections and both backends alike. The engine's own threshold is lower where the
+        collection has graph blocks (``app.store.graph_blocks``), so it is not relied on."""
+        return matches * dim * 4 <= max(self.full_scan_kb, created_kb) * 1024
 
     def fixed_beam(self, ef: int) -> HnswOptions:
         """These options searching with beam ``ef`` at every size (for measuring one beam)."""

@@ -3,8 +3,8 @@
 Two named dense vectors, ``image`` and ``text`` (cosine, HNSW after ``build_index``), a third,
 ``instance``, when the model has an identity embedding (its size in the meta), one sparse
 vector ``bm25`` with the IDF modifier (document side term weights from qdrant-edge's own BM25
-embedder), and payload indexes on ``product_id``, ``category`` (all ancestors of the path) and
-numeric fields.
+embedder), and payload indexes on ``product_id``, ``category`` (all ancestors of the path),
+numeric fields and the store's own ``graph_block`` (``app.store.graph_blocks``).
 
 A store may be created with ``quantization="int8"`` (``snapshop bench`` compares it): the dense
 vectors are then kept as scalar int8 codes in RAM, the float originals on disk (memory-mapped),
@@ -61,12 +61,14 @@ from app.store.edge_apart import (
 from app.store.edge_query import engine_filter, to_hits
 from app.store.errors import StoreError
 from app.store.fields import (
+    CATEGORY,
     FLOAT_FIELDS,
     HIT_FIELDS,
     INTEGER_FIELDS,
     KEYWORD_FIELDS,
     PRODUCT_ID,
 )
+from app.store.graph_blocks import GRAPH_BLOCK, engine_full_scan_kb, graph_blocks
 from app.store.hit_map import HitMap, hit_map
 from app.store.rwlock import ReadWriteLock
 
@@ -91,16 +93,25 @@ MAP_ATTEMPTS = 3
 PAYLOAD_INDEX_MEMORY = qe.Memory.Cold
 
 
-def payload_index_params() -> dict[str, qe.PayloadSchemaParams]:
-    """The index of every field searches filter on, by field name."""
+def payload_index_params(graph_blocks: int = 0) -> dict[str, qe.PayloadSchemaParams]:
+    """The index of every field searches filter on, by field name. With ``graph_blocks`` the
+    graph links points within the blocks only (``app.store.graph_blocks``); without, the
+    engine decides per value, as it did for stores made before blocks."""
     cold = PAYLOAD_INDEX_MEMORY
+    links = False if graph_blocks else None
     params: dict[str, qe.PayloadSchemaParams] = {}
-    params.update((name, qe.KeywordIndexParams(memory=cold)) for name in KEYWORD_FIELDS)
     params.update(
-        (name, qe.IntegerIndexParams(lookup=True, range=True, memory=cold))
+        (name, qe.KeywordIndexParams(memory=cold, enable_hnsw=links)) for name in KEYWORD_FIELDS
+    )
+    params.update(
+        (name, qe.IntegerIndexParams(lookup=True, range=True, memory=cold, enable_hnsw=links))
         for name in INTEGER_FIELDS
     )
-    params.update((name, qe.FloatIndexParams(memory=cold)) for name in FLOAT_FIELDS)
+    params.update(
+        (name, qe.FloatIndexParams(memory=cold, enable_hnsw=links)) for name in FLOAT_FIELDS
+    )
+    if graph_blocks:
+        params[GRAPH_BLOCK] = qe.KeywordIndexParams(memory=cold, enable_hnsw=True)
     return params
 
 
@@ -208,13 +219,19 @@ class EdgeStore(OneQuerySearches):
             hnsw_config=qe.HnswIndexConfig(
                 m=int(graph["m"]),
                 ef_construct=int(graph["ef_construct"]),
-                full_scan_threshold=int(graph["full_scan_kb"]),
+                full_scan_threshold=engine_full_scan_kb(
+                    int(graph["full_scan_kb"]), self._graph_blocks()
+                ),
             ),
             sparse_vectors={BM25_VECTOR: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
             optimizers=qe.EdgeOptimizersConfig(
                 indexing_threshold=int(self._meta["indexing_threshold_kb"])
             ),
         )
+
+    def _graph_blocks(self) -> int:
+        """Blocks a category level splits into in this collection (0: made before blocks)."""
+        return int((self._meta or {}).get("hnsw", {}).get("graph_blocks", 0))
 
     def _vector_params(self, size: int) -> qe.EdgeVectorParams:
         assert self._meta is not None
@@ -238,7 +255,7 @@ class EdgeStore(OneQuerySearches):
         shard = self._shard
         assert shard is not None
         have = shard.info().payload_schema
-        for name, wanted in payload_index_params().items():
+        for name, wanted in payload_index_params(self._graph_blocks()).items():
             info = have.get(name)
             params = info.params if info is not None else None
             if params is not None and getattr(params, "memory", None) == PAYLOAD_INDEX_MEMORY:
@@ -292,6 +309,7 @@ class EdgeStore(OneQuerySearches):
                 "m": self._hnsw.m,
                 "ef_construct": self._hnsw.ef_construct,
                 "full_scan_kb": self._hnsw.full_scan_kb,
+                "graph_blocks": self._hnsw.graph_blocks,
             },
             "created_at": now_iso(),
             "bundle": bundle,
@@ -365,6 +383,7 @@ class EdgeStore(OneQuerySearches):
         shard = self._require()
         assert self._bm25 is not None
         with_instance = INSTANCE_VECTOR in self.dense_vectors()
+        splits = self._graph_blocks()
         qpoints = []
         for p in upsert:
             vectors: dict[str, Any] = {
@@ -376,7 +395,11 @@ class EdgeStore(OneQuerySearches):
                 if p.instance_vector is None:
                     raise ValueError(f"point {p.id}: this collection needs an instance vector")
                 vectors[INSTANCE_VECTOR] = np.asarray(p.instance_vector, np.float32).tolist()
-            qpoints.append(qe.Point(p.id, vectors, p.payload))
+            payload = p.payload
+            if splits:
+                blocks = graph_blocks(p.id, payload.get(CATEGORY, ()), splits)
+                payload = {**payload, GRAPH_BLOCK: blocks}
+            qpoints.append(qe.Point(p.id, vectors, payload))
         # Vectors are built above, outside the locks: readers wait only for the engine calls.
         with self._write_lock, self._rw.writing():
             if qpoints:
@@ -457,7 +480,9 @@ class EdgeStore(OneQuerySearches):
         if engine is None:
             return False
         matches = self._require().count(qe.CountRequest(filter=engine, exact=False))
-        return self._hnsw.scans(int(matches), vector_dim(self._meta or {}, using))
+        meta = self._meta or {}
+        created = int(meta.get("hnsw", QDRANT_DEFAULT_GRAPH)["full_scan_kb"])
+        return self._hnsw.scans(int(matches), vector_dim(meta, using), created)
 
     def search_dense_with(
         self,
@@ -704,8 +729,8 @@ class EdgeStore(OneQuerySearches):
                 # The beam and ACORN ceiling its searches use at this size (HnswOptions).
                 "hnsw": {
                     **graph,
-                    # The engine scans below the collection's threshold, this store (``scans``)
-                    # below the setting's: the larger holds.
+                    # Filters scan (``scans``) below the collection's threshold or the
+                    # setting's, whichever is larger.
                     "full_scan_kb": max(int(graph["full_scan_kb"]), self._hnsw.full_scan_kb),
                     "ef": self._hnsw.beam(int(shard_info.points_count)),
                     "acorn": self._hnsw.acorn(int(shard_info.points_count)),

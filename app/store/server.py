@@ -51,7 +51,8 @@ from app.store.base import (
 from app.store.bm25 import Bm25Terms, as_pair
 from app.store.collections import model_tag, now_iso
 from app.store.errors import StoreError, StoreUnavailableError
-from app.store.fields import FLOAT_FIELDS, INTEGER_FIELDS, KEYWORD_FIELDS
+from app.store.fields import CATEGORY, FLOAT_FIELDS, INTEGER_FIELDS, KEYWORD_FIELDS
+from app.store.graph_blocks import GRAPH_BLOCK, engine_full_scan_kb, graph_blocks
 from app.store.rwlock import ReadWriteLock
 from app.store.server_query import (
     ids_filter,
@@ -67,11 +68,37 @@ META_KEY = "snapshop"  # the collection metadata key holding what EdgeStore's sn
 PAGE = 1_000  # points per scroll page
 MAX_PRODUCT_POINTS = 10_000  # images of one product fetched at most (as EdgeStore)
 
-_INDEX_TYPES = (
-    [(name, models.PayloadSchemaType.KEYWORD) for name in KEYWORD_FIELDS]
-    + [(name, models.PayloadSchemaType.INTEGER) for name in INTEGER_FIELDS]
-    + [(name, models.PayloadSchemaType.FLOAT) for name in FLOAT_FIELDS]
-)
+
+def index_schemas(graph_blocks: int = 0) -> list[tuple[str, Any]]:
+    """Each indexed field's schema; with ``graph_blocks``, only the blocks build graph links
+    (as ``EdgeStore``'s ``payload_index_params``, for the same reason: app.store.graph_blocks)."""
+    if not graph_blocks:
+        return (
+            [(name, models.PayloadSchemaType.KEYWORD) for name in KEYWORD_FIELDS]
+            + [(name, models.PayloadSchemaType.INTEGER) for name in INTEGER_FIELDS]
+            + [(name, models.PayloadSchemaType.FLOAT) for name in FLOAT_FIELDS]
+        )
+    keyword = models.KeywordIndexType.KEYWORD
+    return (
+        [
+            (name, models.KeywordIndexParams(type=keyword, enable_hnsw=False))
+            for name in KEYWORD_FIELDS
+        ]
+        + [
+            (
+                name,
+                models.IntegerIndexParams(
+                    type=models.IntegerIndexType.INTEGER, lookup=True, range=True, enable_hnsw=False
+                ),
+            )
+            for name in INTEGER_FIELDS
+        ]
+        + [
+            (name, models.FloatIndexParams(type=models.FloatIndexType.FLOAT, enable_hnsw=False))
+            for name in FLOAT_FIELDS
+        ]
+        + [(GRAPH_BLOCK, models.KeywordIndexParams(type=keyword, enable_hnsw=True))]
+    )
 
 
 @dataclass(frozen=True)
@@ -315,7 +342,8 @@ class QdrantServerStore(OneQuerySearches):
             if len(self._matches) >= MAX_COUNTED_FILTERS:
                 self._matches.clear()
             seen = self._matches[flt] = (now, matches)
-        return self.options.hnsw.scans(seen[1], vector_dim(known.meta, using))
+        created = int(known.meta.get("full_scan_kb", 0))
+        return self.options.hnsw.scans(seen[1], vector_dim(known.meta, using), created)
 
     def _require(self) -> _Collection:
         known = self._load()
@@ -361,6 +389,8 @@ class QdrantServerStore(OneQuerySearches):
                     "model_id": model_id,
                     "instance_dim": instance_dim,
                     "bm25_avg_len": self._terms.average_length(corpus),
+                    "graph_blocks": self.options.hnsw.graph_blocks,
+                    "full_scan_kb": self.options.hnsw.full_scan_kb,
                     "created_at": now_iso(),
                     "bundle": bundle,
                 }
@@ -370,7 +400,7 @@ class QdrantServerStore(OneQuerySearches):
                 self._point_alias(known.name)
             self._known = known
             # Indexes are made after the collection: one interrupted in between gets them now.
-            self._create_indexes(known.name)
+            self._create_indexes(known.name, int(known.meta.get("graph_blocks", 0)))
 
     def _meta_of(self, name: str) -> dict[str, Any] | None:
         with self._calls("be read"):
@@ -422,19 +452,21 @@ class QdrantServerStore(OneQuerySearches):
                 hnsw_config=models.HnswConfigDiff(
                     m=o.hnsw.m,
                     ef_construct=o.hnsw.ef_construct,
-                    full_scan_threshold=o.hnsw.full_scan_kb,
+                    full_scan_threshold=engine_full_scan_kb(
+                        o.hnsw.full_scan_kb, int(meta.get("graph_blocks", 0))
+                    ),
                 ),
                 quantization_config=quantization,
                 metadata={META_KEY: meta},
             )
 
-    def _create_indexes(self, collection: str) -> None:
+    def _create_indexes(self, collection: str, blocks: int) -> None:
         """Payload indexes the collection lacks (local mode has none: it scans)."""
         if self.local:
             return
         with self._calls("be indexed"):
             have = set(self._client.get_collection(collection).payload_schema)
-            for name, schema in _INDEX_TYPES:
+            for name, schema in index_schemas(blocks):
                 if name not in have:
                     self._client.create_payload_index(
                         collection, name, field_schema=schema, wait=True
@@ -489,6 +521,7 @@ class QdrantServerStore(OneQuerySearches):
     def write(self, upsert: Sequence[PointRecord], delete: Sequence[str]) -> None:
         known = self._require()
         with_instance = INSTANCE_VECTOR in self._dense_of(known)
+        splits = int(known.meta.get("graph_blocks", 0))
         structs = []
         for p in upsert:
             indices, values = as_pair(known.bm25.document(p.text))
@@ -501,7 +534,11 @@ class QdrantServerStore(OneQuerySearches):
                 if p.instance_vector is None:
                     raise ValueError(f"point {p.id}: this collection needs an instance vector")
                 vectors[INSTANCE_VECTOR] = np.asarray(p.instance_vector, np.float32).tolist()
-            structs.append(models.PointStruct(id=p.id, vector=vectors, payload=p.payload))
+            payload = p.payload
+            if splits:
+                blocks = graph_blocks(p.id, payload.get(CATEGORY, ()), splits)
+                payload = {**payload, GRAPH_BLOCK: blocks}
+            structs.append(models.PointStruct(id=p.id, vector=vectors, payload=payload))
         operations: list[Any] = []
         if structs:
             operations.append(models.UpsertOperation(upsert=models.PointsList(points=structs)))

@@ -176,6 +176,7 @@ def test_settings_give_a_new_embedded_collection_its_graph_and_int8_codes(tmp_pa
         hnsw_ef_construct=48,
         hnsw_ef=64,
         hnsw_full_scan_kb=900,
+        hnsw_graph_blocks=4,
     )
     with closing(open_collections(settings)) as collections:
         _fill(collections, None, "m1", 5, DIM)
@@ -187,6 +188,7 @@ def test_settings_give_a_new_embedded_collection_its_graph_and_int8_codes(tmp_pa
                 "m": 12,
                 "ef_construct": 48,
                 "full_scan_kb": 900,
+                "graph_blocks": 4,
                 "ef": 64,
                 "acorn": 0.4,
             }
@@ -200,6 +202,7 @@ def test_settings_give_a_new_embedded_collection_its_graph_and_int8_codes(tmp_pa
             "m": 12,
             "ef_construct": 48,
             "full_scan_kb": 100_000,  # the collection scans below 900 KB, the store below this
+            "graph_blocks": 4,
             "ef": 384,
             "acorn": 0.4,
         }

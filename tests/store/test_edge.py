@@ -297,17 +297,33 @@ def test_the_graph_is_built_as_configured_and_the_beam_follows_the_opener(tmp_pa
     s.upsert(recs)
     assert s.build_index()
     graph = s.info().extra["hnsw"]
-    assert graph == {"m": 8, "ef_construct": 24, "full_scan_kb": 500, "ef": 40, "acorn": 0.4}
+    assert graph == {
+        "m": 8,
+        "ef_construct": 24,
+        "full_scan_kb": 500,
+        "graph_blocks": 16,
+        "ef": 40,
+        "acorn": 0.4,
+    }
     s.close()
     config = json.loads((tmp_path / "g" / "shard" / "edge_config.json").read_text())
     graph = config["hnsw_config"]
-    assert (graph["m"], graph["ef_construct"], graph["full_scan_threshold"]) == (8, 24, 500)
+    # The engine's threshold is a sixteenth of the store's, so that the 16 blocks of every
+    # category the store walks get links (app.store.graph_blocks).
+    assert (graph["m"], graph["ef_construct"], graph["full_scan_threshold"]) == (8, 24, 31)
     # Reopened with other options: the graph is the collection's, the beam the opener's, and
     # filters scan below the larger threshold (the engine's and the store's own).
     again = EdgeStore(tmp_path / "g", hnsw=HnswOptions(32, 256, 12, full_scan_kb=300))
     try:
         graph = again.info().extra["hnsw"]
-        assert graph == {"m": 8, "ef_construct": 24, "full_scan_kb": 500, "ef": 12, "acorn": 0.4}
+        assert graph == {
+            "m": 8,
+            "ef_construct": 24,
+            "full_scan_kb": 500,
+            "graph_blocks": 16,
+            "ef": 12,
+            "acorn": 0.4,
+        }
         for rec in recs[:5]:
             assert again.search_dense(rec.image_vector, 1)[0].id == rec.id
             wide = again.search_dense_with(rec.image_vector, 5, ef=64)
@@ -482,7 +498,7 @@ def _index_memory(store: EdgeStore) -> dict[str, object]:
 def test_payload_indexes_stay_in_their_files_and_older_stores_are_moved_there(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    every = set(payload_index_params())
+    every = set(payload_index_params(HnswOptions().graph_blocks))
     s = EdgeStore(tmp_path / "qdrant")
     s.ensure_collection(DIM, "test-model")
     s.upsert(_records(30))

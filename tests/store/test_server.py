@@ -246,7 +246,8 @@ def test_a_new_collection_gets_the_configured_graph_and_searches_with_the_beam(
         store.upsert([_point(i) for i in range(5)])
         graph = created[0]["hnsw_config"]
         assert isinstance(graph, models.HnswConfigDiff)
-        assert (graph.m, graph.ef_construct, graph.full_scan_threshold) == (24, 200, 700)
+        # The server's threshold is a sixteenth of the store's: the graph blocks' (as EdgeStore)
+        assert (graph.m, graph.ef_construct, graph.full_scan_threshold) == (24, 200, 43)
         hit = store.search_dense(_point(2).image_vector, 1)[0]
         assert hit.payload["product_id"] == "p2"
         store.search_bm25("shirt", 1)

@@ -61,14 +61,13 @@ from app.store.edge_apart import (
 from app.store.edge_query import engine_filter, to_hits
 from app.store.errors import StoreError
 from app.store.fields import (
-    CATEGORY,
     FLOAT_FIELDS,
     HIT_FIELDS,
     INTEGER_FIELDS,
     KEYWORD_FIELDS,
     PRODUCT_ID,
 )
-from app.store.graph_blocks import GRAPH_BLOCK, engine_full_scan_kb, graph_blocks
+from app.store.graph_blocks import GRAPH_BLOCK, engine_full_scan_kb, with_blocks
 from app.store.hit_map import HitMap, hit_map
 from app.store.rwlock import ReadWriteLock
 
@@ -395,10 +394,7 @@ class EdgeStore(OneQuerySearches):
                 if p.instance_vector is None:
                     raise ValueError(f"point {p.id}: this collection needs an instance vector")
                 vectors[INSTANCE_VECTOR] = np.asarray(p.instance_vector, np.float32).tolist()
-            payload = p.payload
-            if splits:
-                blocks = graph_blocks(p.id, payload.get(CATEGORY, ()), splits)
-                payload = {**payload, GRAPH_BLOCK: blocks}
+            payload = with_blocks(p.id, p.payload, splits)
             qpoints.append(qe.Point(p.id, vectors, payload))
         # Vectors are built above, outside the locks: readers wait only for the engine calls.
         with self._write_lock, self._rw.writing():

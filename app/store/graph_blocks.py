@@ -6,24 +6,27 @@ footwear) then form an island the walk cannot reach at any beam: at 300k and 1M 
 typed query filtered to ``apparel`` found none of its exact 10 (bench/README.md, "an island in
 the graph").
 
-Qdrant's filterable HNSW (Qdrant docs, "Filtrable HNSW"; percolation in Malkov and Yashunin,
-TPAMI 2020) guards against this: for each value of an indexed field it links the points holding
-that value among themselves. It does so only for values holding between the full-scan threshold
-and ``4 / mean links a point`` of the collection, so a category of half the catalog never gets
-them. Graph blocks split every category level into ``splits`` hashed blocks
-(``apparel#0`` ... ``apparel#15``). With the engine's threshold at ``1 / splits`` of the
-store's scan threshold (``engine_full_scan_kb``), the blocks of exactly the categories that
-searches walk (those above the store's threshold, ``HnswOptions.scans``) get links, and each
-block stays under the engine's cap while the mean links a point stay under ``4 * splits``.
-The other fields' values build no links (``enable_hnsw`` off): their small values are scanned
-by the store, and their large ones are covered by the blocks.
+Qdrant's filterable HNSW (A. Vasnetsov, "Filtrable HNSW", qdrant.tech, 2019) guards against
+this: for each value of an indexed field it links the points holding that value among
+themselves. It does so only for values holding between the full-scan threshold and ``4 / mean
+links a point`` of the collection (by percolation, a random share larger than that stays
+connected anyway), so a category of half the catalog never gets them. Graph blocks split every
+category level into ``splits`` hashed blocks (``apparel#0`` ... ``apparel#15``). With the
+engine's threshold at ``1 / splits`` of the store's scan threshold (``engine_full_scan_kb``),
+the blocks of exactly the categories that searches walk (those above the store's threshold,
+``HnswOptions.scans``) get links, and each block stays under the engine's cap while the mean
+links a point stay under ``4 * splits``. The other fields' values build no links
+(``enable_hnsw`` off): their small values are scanned by the store, and their large ones are
+covered by the blocks.
 """
 
 from __future__ import annotations
 
 import zlib
 from collections.abc import Iterable
-from typing import Final
+from typing import Any, Final
+
+from app.store.fields import CATEGORY
 
 GRAPH_BLOCK: Final = "graph_block"
 
@@ -37,6 +40,18 @@ def graph_blocks(point_id: str, categories: Iterable[str], splits: int) -> list[
     """The point's block in each of its category levels: ``<category>#<block>``."""
     block = block_of(point_id, splits)
     return [f"{category}#{block}" for category in categories]
+
+
+def with_blocks(point_id: str, payload: dict[str, Any], splits: int) -> dict[str, Any]:
+    """``payload`` as the store writes it: its blocks set from its ``category`` levels, or, in a
+    collection without blocks, none (a payload read from another store may carry that store's).
+    The caller's dict is left as it was."""
+    if splits:
+        categories = payload.get(CATEGORY) or ()
+        return {**payload, GRAPH_BLOCK: graph_blocks(point_id, categories, splits)}
+    if GRAPH_BLOCK in payload:
+        return {k: v for k, v in payload.items() if k != GRAPH_BLOCK}
+    return payload
 
 
 def engine_full_scan_kb(full_scan_kb: int, splits: int) -> int:

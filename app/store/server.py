@@ -51,8 +51,8 @@ from app.store.base import (
 from app.store.bm25 import Bm25Terms, as_pair
 from app.store.collections import model_tag, now_iso
 from app.store.errors import StoreError, StoreUnavailableError
-from app.store.fields import CATEGORY, FLOAT_FIELDS, INTEGER_FIELDS, KEYWORD_FIELDS
-from app.store.graph_blocks import GRAPH_BLOCK, engine_full_scan_kb, graph_blocks
+from app.store.fields import FLOAT_FIELDS, INTEGER_FIELDS, KEYWORD_FIELDS
+from app.store.graph_blocks import GRAPH_BLOCK, engine_full_scan_kb, with_blocks
 from app.store.rwlock import ReadWriteLock
 from app.store.server_query import (
     ids_filter,
@@ -534,10 +534,7 @@ class QdrantServerStore(OneQuerySearches):
                 if p.instance_vector is None:
                     raise ValueError(f"point {p.id}: this collection needs an instance vector")
                 vectors[INSTANCE_VECTOR] = np.asarray(p.instance_vector, np.float32).tolist()
-            payload = p.payload
-            if splits:
-                blocks = graph_blocks(p.id, payload.get(CATEGORY, ()), splits)
-                payload = {**payload, GRAPH_BLOCK: blocks}
+            payload = with_blocks(p.id, p.payload, splits)
             structs.append(models.PointStruct(id=p.id, vector=vectors, payload=payload))
         operations: list[Any] = []
         if structs:

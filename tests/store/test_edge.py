@@ -312,7 +312,7 @@ def test_the_graph_is_built_as_configured_and_the_beam_follows_the_opener(tmp_pa
     # category the store walks get links (app.store.graph_blocks).
     assert (graph["m"], graph["ef_construct"], graph["full_scan_threshold"]) == (8, 24, 31)
     # Reopened with other options: the graph is the collection's, the beam the opener's, and
-    # filters scan below the larger threshold (the engine's and the store's own).
+    # filters scan below the larger threshold (the collection's and the opener's).
     again = EdgeStore(tmp_path / "g", hnsw=HnswOptions(32, 256, 12, full_scan_kb=300))
     try:
         graph = again.info().extra["hnsw"]

@@ -57,7 +57,7 @@ def test_a_written_payload_carries_this_collections_blocks_and_no_other_stores()
 def test_the_engines_threshold_is_the_stores_over_the_blocks() -> None:
     assert engine_full_scan_kb(100_000, 16) == 6_250
     assert engine_full_scan_kb(100_000, 0) == 100_000  # no blocks: the store's own
-    assert engine_full_scan_kb(10, 16) == 1  # never 0, which would index nothing apart
+    assert engine_full_scan_kb(10, 16) == 1  # never 0: every value, however small, would link
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

@@ -72,33 +72,28 @@ MAX_PRODUCT_POINTS = 10_000  # images of one product fetched at most (as EdgeSto
 def index_schemas(graph_blocks: int = 0) -> list[tuple[str, Any]]:
     """Each indexed field's schema; with ``graph_blocks``, only the blocks build graph links
     (as ``EdgeStore``'s ``payload_index_params``, for the same reason: app.store.graph_blocks)."""
-    if not graph_blocks:
-        return (
-            [(name, models.PayloadSchemaType.KEYWORD) for name in KEYWORD_FIELDS]
-            + [(name, models.PayloadSchemaType.INTEGER) for name in INTEGER_FIELDS]
-            + [(name, models.PayloadSchemaType.FLOAT) for name in FLOAT_FIELDS]
-        )
+    links = False if graph_blocks else None
     keyword = models.KeywordIndexType.KEYWORD
-    return (
-        [
-            (name, models.KeywordIndexParams(type=keyword, enable_hnsw=False))
-            for name in KEYWORD_FIELDS
-        ]
-        + [
-            (
-                name,
-                models.IntegerIndexParams(
-                    type=models.IntegerIndexType.INTEGER, lookup=True, range=True, enable_hnsw=False
-                ),
-            )
-            for name in INTEGER_FIELDS
-        ]
-        + [
-            (name, models.FloatIndexParams(type=models.FloatIndexType.FLOAT, enable_hnsw=False))
-            for name in FLOAT_FIELDS
-        ]
-        + [(GRAPH_BLOCK, models.KeywordIndexParams(type=keyword, enable_hnsw=True))]
-    )
+    schemas: list[tuple[str, Any]] = [
+        (name, models.KeywordIndexParams(type=keyword, enable_hnsw=links))
+        for name in KEYWORD_FIELDS
+    ]
+    schemas += [
+        (
+            name,
+            models.IntegerIndexParams(
+                type=models.IntegerIndexType.INTEGER, lookup=True, range=True, enable_hnsw=links
+            ),
+        )
+        for name in INTEGER_FIELDS
+    ]
+    schemas += [
+        (name, models.FloatIndexParams(type=models.FloatIndexType.FLOAT, enable_hnsw=links))
+        for name in FLOAT_FIELDS
+    ]
+    if graph_blocks:
+        schemas.append((GRAPH_BLOCK, models.KeywordIndexParams(type=keyword, enable_hnsw=True)))
+    return schemas
 
 
 @dataclass(frozen=True)
@@ -116,6 +111,11 @@ class _Collection:
     @classmethod
     def of(cls, name: str, meta: dict[str, Any]) -> _Collection:
         return cls(name, meta, Bm25Terms(float(meta["bm25_avg_len"])))
+
+    @property
+    def graph_blocks(self) -> int:
+        """Blocks a category level splits into here (0: a collection made before blocks)."""
+        return int(self.meta.get("graph_blocks", 0))
 
 
 # Seconds a read of the collection's size stays good for choosing the search beam.
@@ -400,7 +400,7 @@ class QdrantServerStore(OneQuerySearches):
                 self._point_alias(known.name)
             self._known = known
             # Indexes are made after the collection: one interrupted in between gets them now.
-            self._create_indexes(known.name, int(known.meta.get("graph_blocks", 0)))
+            self._create_indexes(known.name, known.graph_blocks)
 
     def _meta_of(self, name: str) -> dict[str, Any] | None:
         with self._calls("be read"):
@@ -521,7 +521,6 @@ class QdrantServerStore(OneQuerySearches):
     def write(self, upsert: Sequence[PointRecord], delete: Sequence[str]) -> None:
         known = self._require()
         with_instance = INSTANCE_VECTOR in self._dense_of(known)
-        splits = int(known.meta.get("graph_blocks", 0))
         structs = []
         for p in upsert:
             indices, values = as_pair(known.bm25.document(p.text))
@@ -534,7 +533,7 @@ class QdrantServerStore(OneQuerySearches):
                 if p.instance_vector is None:
                     raise ValueError(f"point {p.id}: this collection needs an instance vector")
                 vectors[INSTANCE_VECTOR] = np.asarray(p.instance_vector, np.float32).tolist()
-            payload = with_blocks(p.id, p.payload, splits)
+            payload = with_blocks(p.id, p.payload, known.graph_blocks)
             structs.append(models.PointStruct(id=p.id, vector=vectors, payload=payload))
         operations: list[Any] = []
         if structs:

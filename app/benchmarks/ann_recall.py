@@ -30,7 +30,6 @@ import numpy as np
 
 from app.benchmarks.queries import PHOTO, TYPED, BenchQueries
 from app.profiles.model import DEFAULT_PROFILE
-from app.search import legs as leg_searches
 from app.search.encode import QueryEmbedder, QueryEncoder
 from app.search.leg_names import (
     IMAGE_INSTANCE,
@@ -39,6 +38,7 @@ from app.search.leg_names import (
     TEXT_TO_IMAGE,
     TEXT_TO_TEXT,
 )
+from app.search.running import ANCHORED_BY, DENSE_LEGS
 from app.store import (
     IMAGE_VECTOR,
     INSTANCE_VECTOR,
@@ -61,13 +61,37 @@ LEG_VECTORS = {
     IMAGE_TO_TEXT: ("image", TEXT_VECTOR),
     IMAGE_INSTANCE: ("instance", INSTANCE_VECTOR),
 }
-SERVED: dict[str, Callable[..., list[Hit]]] = {
-    TEXT_TO_IMAGE: leg_searches.text_to_image,
-    TEXT_TO_TEXT: leg_searches.text_to_text,
-    IMAGE_TO_IMAGE: leg_searches.image_to_image,
-    IMAGE_TO_TEXT: leg_searches.image_to_text,
-    IMAGE_INSTANCE: leg_searches.image_instance,
-}
+
+
+def anchors_as_served(
+    store: EdgeStore, leg: str, query: dict[str, np.ndarray], flt: SearchFilter | None
+) -> list[Hit] | None:
+    """The hits that anchor ``leg`` when the service runs every leg unfloored
+    (``running.ANCHORED_BY``): the leg before it, itself anchored the same way; None when no
+    leg anchors it here (the store or the model lacks the anchoring leg's vectors)."""
+    before = ANCHORED_BY.get(leg)
+    if before is None:
+        return None
+    kind, using = LEG_VECTORS[before]
+    if kind not in query or using not in store.dense_vectors():
+        return None
+    return leg_as_served(store, before, query, flt, anchors_as_served(store, before, query, flt))
+
+
+def leg_as_served(
+    store: EdgeStore,
+    leg: str,
+    query: dict[str, np.ndarray],
+    flt: SearchFilter | None,
+    anchors: Sequence[Hit] | None,
+) -> list[Hit]:
+    """``leg``'s ``SERVED_LIMIT`` hits for one query (its vector of each kind) as the service
+    searches them, given the hits that anchor it (``anchors_as_served``)."""
+    search = DENSE_LEGS[leg]
+    vec = query[LEG_VECTORS[leg][0]]
+    if anchors is None:
+        return search(store, vec, SERVED_LIMIT, flt, None)
+    return search(store, vec, SERVED_LIMIT, flt, None, anchors=anchors)
 
 
 def query_vectors(encoder: QueryEncoder, queries: BenchQueries, n: int) -> dict[str, np.ndarray]:
@@ -117,17 +141,28 @@ def tie_aware_recall(exact: Sequence[Hit], got: Sequence[Hit], exact_scores: boo
 
 def _cases(
     store: EdgeStore, vectors: dict[str, np.ndarray], filters: Sequence[SearchFilter]
-) -> Iterator[tuple[str, str, bool, int, np.ndarray, SearchFilter | None]]:
-    """What recall is measured on: (leg, stored vector, filtered, query's place, query vector,
-    filter) for each query of the leg's kind, unfiltered, then with the filters in turn."""
+) -> Iterator[tuple[str, str, bool, int, dict[str, np.ndarray], SearchFilter | None]]:
+    """What recall is measured on: (leg, stored vector, filtered, query's place, the query's
+    vector of each kind, filter) for each query of the leg's kind, unfiltered, then with the
+    filters in turn."""
     for leg, (kind, using) in LEG_VECTORS.items():
         if kind not in vectors or using not in store.dense_vectors():
             continue
         for filtered in (False, True):
             if filtered and not filters:
                 continue
-            for i, vec in enumerate(vectors[kind]):
-                yield leg, using, filtered, i, vec, filters[i % len(filters)] if filtered else None
+            for i in range(len(vectors[kind])):
+                # A photo's place is the same in its image and instance vectors (typed queries
+                # have only text ones), so its legs' anchors come from the same photo.
+                query = {k: v[i] for k, v in vectors.items() if i < len(v)}
+                yield (
+                    leg,
+                    using,
+                    filtered,
+                    i,
+                    query,
+                    filters[i % len(filters)] if filtered else None,
+                )
 
 
 def measure_recall(
@@ -146,7 +181,8 @@ def measure_recall(
     # int8 codes to search (segments below the indexing threshold keep only the originals).
     gap = 0.0
     legs: dict[str, Any] = {}
-    for leg, using, filtered, place, vec, flt in _cases(store, vectors, filters):
+    for leg, using, filtered, place, query, flt in _cases(store, vectors, filters):
+        vec = query[LEG_VECTORS[leg][0]]
         legs.setdefault(leg, {})
         recalls, served, ann_ms, exact_ms = groups.setdefault((leg, filtered), ([], [], [], []))
         t = time.perf_counter()
@@ -158,7 +194,7 @@ def measure_recall(
         if rescore is False:  # codes only: no leg searches like that
             wide = store.search_dense_with(vec, SERVED_LIMIT, flt, using, rescore=False)
         else:
-            wide = SERVED[leg](store, vec, SERVED_LIMIT, flt)
+            wide = leg_as_served(store, leg, query, flt, anchors_as_served(store, leg, query, flt))
         if exact:
             recalls.append(tie_aware_recall(exact, got, exact_scores=rescore is not False))
             served.append(tie_aware_recall(exact, wide[:K], exact_scores=rescore is not False))
@@ -215,20 +251,22 @@ def recall_curve(
     """Per search beam (``open_at(ef)`` opens the store searching with it): the worst leg's mean
     recall@10 of what the leg, as served, fetches (unfiltered or filtered), the worst single
     query's, and the median ms of one leg."""
-    cases: list[tuple[str, str, np.ndarray, SearchFilter | None, list[Hit]]] = []
+    cases: list[tuple[str, str, dict[str, np.ndarray], SearchFilter | None, list[Hit]]] = []
     out: dict[str, Any] = {}
     for ef in efs:
         with closing(open_at(ef)) as store:
             if not cases:  # the exact answers, once: they do not depend on the beam
-                for leg, using, filtered, _, vec, flt in _cases(store, vectors, filters):
+                for leg, using, filtered, _, query, flt in _cases(store, vectors, filters):
+                    vec = query[LEG_VECTORS[leg][0]]
                     exact = store.search_dense_with(vec, K, flt, using, exact=True)
                     if exact:
-                        cases.append((leg, f"{leg}/{filtered}", vec, flt, exact))
+                        cases.append((leg, f"{leg}/{filtered}", query, flt, exact))
             groups: dict[str, list[float]] = {}
             ms: list[float] = []
-            for leg, group, vec, flt, exact in cases:
+            for leg, group, query, flt, exact in cases:
+                anchors = anchors_as_served(store, leg, query, flt)  # other legs: not timed
                 t = time.perf_counter()
-                got = SERVED[leg](store, vec, SERVED_LIMIT, flt)
+                got = leg_as_served(store, leg, query, flt, anchors)
                 ms.append(_ms(t))
                 groups.setdefault(group, []).append(tie_aware_recall(exact, got[:K], True))
         means = {group: float(np.mean(r)) for group, r in groups.items()}

@@ -11,6 +11,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from functools import partial
 
 import numpy as np
 
@@ -70,14 +71,22 @@ def predict_category(hits: Sequence[Hit], confidence: float) -> PredictedCategor
     return best
 
 
-# The dense legs' searches, by leg: (store, vector, limit, filter, floor) -> hits; the
-# cross-modal ones (text_image, image_text) also take ``anchors``.
+# The dense legs' searches, by leg: (store, vector, limit, filter, floor) -> hits; those in
+# ``ANCHORED_BY`` also take ``anchors``.
 DENSE_LEGS: dict[str, Callable[..., list[Hit]]] = {
     TEXT_TO_IMAGE: legs.text_to_image,
     TEXT_TO_TEXT: legs.text_to_text,
     IMAGE_TO_IMAGE: legs.image_to_image,
     IMAGE_TO_TEXT: legs.image_to_text,
     IMAGE_INSTANCE: legs.image_instance,
+}
+
+# Leg -> the leg whose first hits anchor it (``legs.cross_modal``, ``legs.image_to_image``):
+# it also searches inside the categories those hits name and its own walk missed.
+ANCHORED_BY = {
+    TEXT_TO_IMAGE: TEXT_TO_TEXT,
+    IMAGE_TO_TEXT: IMAGE_TO_IMAGE,
+    IMAGE_TO_IMAGE: IMAGE_INSTANCE,
 }
 
 # Nearest points to the whole photo that the exact-match rule looks at: the very shot, if the
@@ -111,8 +120,8 @@ class LegRunner:
         ``every_judge``: for each image leg, not only the one the exact-match rule judges by)."""
         text, profile, flt, floors = prep.text, prep.profile, prep.flt, prep.spec.floors
         limit = candidate_limit(profile.candidates, query.offset, query.k)
-        # Each job runs one leg, or a same-tower leg and then the cross-modal leg it anchors:
-        # leg -> (hits, ms). One job for the pair, so no worker waits on another's job.
+        # Each job runs one leg, or a leg and then those it anchors (``start_chain``):
+        # leg -> (hits, ms).
         jobs: dict[str, Future[LegHits]] = {}
         done: LegHits = {}
 
@@ -120,43 +129,54 @@ class LegRunner:
             if leg in wanted:
                 jobs[leg] = self.pool.submit(lambda: {leg: timed(search)})
 
-        def start_dense(leg: str, vec: np.ndarray, leg_flt: SearchFilter) -> None:
-            search = DENSE_LEGS[leg]
-            start(leg, lambda: search(self.store, vec, limit, leg_flt, floors.get(leg)))
-
-        def start_pair(
-            own: str,
-            cross: str,
-            vec: np.ndarray,
+        def start_chain(
+            steps: Sequence[tuple[str, np.ndarray]],
             leg_flt: SearchFilter,
-            own_hits: tuple[list[Hit], float] | None = None,
+            given: LegHits | None = None,
         ) -> None:
-            """``own`` (or its ``own_hits``, already searched) and ``cross`` anchored by its
-            first hits: the anchors ``legs.cross_modal`` would search for are exactly those,
-            when the same-tower leg has no floor."""
-            has_own = own in wanted or own_hits is not None
-            if cross not in wanted or not has_own or floors.get(own) is not None:
-                if own_hits is None:
-                    start_dense(own, vec, leg_flt)
-                start_dense(cross, vec, leg_flt)
-                return
-            own_search, cross_search = DENSE_LEGS[own], DENSE_LEGS[cross]
+            """The wanted ``steps`` (leg, query vector), each anchored on the first hits of the
+            step before it (``ANCHORED_BY``) where that one ran unfloored: a leg and those it
+            anchors run one after another in one job, so no worker waits on another's job.
+            ``given``: hits a step already has (not searched again, not returned).
 
-            def both() -> LegHits:
-                first = (
-                    own_hits
-                    if own_hits is not None
-                    else timed(lambda: own_search(self.store, vec, limit, leg_flt, floors.get(own)))
-                )
-                second = timed(
-                    lambda: cross_search(
-                        self.store, vec, limit, leg_flt, floors.get(cross), anchors=first[0]
-                    )
-                )
-                ran = {own: first} if own_hits is None else {}  # given hits: the caller has them
-                return {**ran, cross: second}
+            A cross-modal leg whose own leg does not run searches its anchors itself
+            (``legs.cross_modal``); the photo leg without the identity leg runs unanchored.
+            """
+            given = given or {}
+            groups: list[tuple[list[Hit] | None, list[tuple[str, np.ndarray]]]] = []
+            before: str | None = None  # the step before, if it ran
+            for leg, vec in steps:
+                if leg in given:
+                    groups.append((given[leg][0], []))
+                elif leg not in wanted:
+                    before = None
+                    continue
+                elif (
+                    before is not None
+                    and ANCHORED_BY.get(leg) == before
+                    and floors.get(before) is None
+                ):
+                    groups[-1][1].append((leg, vec))
+                else:
+                    groups.append((None, [(leg, vec)]))
+                before = leg
+            for seed, group in groups:
+                if group:
+                    jobs[group[-1][0]] = self.pool.submit(run_group, seed, group, leg_flt)
 
-            jobs[cross] = self.pool.submit(both)
+        def run_group(
+            anchors: list[Hit] | None,
+            group: Sequence[tuple[str, np.ndarray]],
+            leg_flt: SearchFilter,
+        ) -> LegHits:
+            """Searches ``group``'s legs in turn, each anchored on the hits before it."""
+            out: LegHits = {}
+            for leg, vec in group:
+                extra = {} if anchors is None else {"anchors": anchors}
+                search = partial(DENSE_LEGS[leg], self.store, vec, limit, leg_flt, floors.get(leg))
+                out[leg] = timed(partial(search, **extra))
+                anchors = out[leg][0]
+            return out
 
         # The photo is decoded before any leg starts: decoding takes the GIL, which a leg's
         # engine search holds for milliseconds (photo + text at 100k: decode 0.8 -> 6 ms when
@@ -172,7 +192,7 @@ class LegRunner:
         # (photo + text, 3k products: 52 ms with both at once, 33 ms in turn).
         if text is not None and any(leg in wanted for leg in (TEXT_TO_IMAGE, TEXT_TO_TEXT)):
             text_vec = self.embedder.text(text, timings)
-            start_pair(TEXT_TO_TEXT, TEXT_TO_IMAGE, text_vec, flt)
+            start_chain([(TEXT_TO_TEXT, text_vec), (TEXT_TO_IMAGE, text_vec)], flt)
         image_vec: np.ndarray | None = None
         instance_vec: np.ndarray | None = None
         photo: PhotoVectors | None = None
@@ -211,9 +231,11 @@ class LegRunner:
             timings["predict_category"] = elapsed_ms(t)
 
         if image_vec is not None:
-            start_pair(IMAGE_TO_IMAGE, IMAGE_TO_TEXT, image_vec, image_flt, first_image_hits)
-        if instance_vec is not None:
-            start_dense(IMAGE_INSTANCE, instance_vec, image_flt)
+            photo_steps = [(IMAGE_TO_IMAGE, image_vec), (IMAGE_TO_TEXT, image_vec)]
+            if instance_vec is not None:
+                photo_steps.insert(0, (IMAGE_INSTANCE, instance_vec))
+            given = None if first_image_hits is None else {IMAGE_TO_IMAGE: first_image_hits}
+            start_chain(photo_steps, image_flt, given)
         # The exact-match rule's searches run beside the legs, not after them.
         exact_jobs: dict[str, Future[list[Hit]]] = {}
         if photo is not None and profile.exact_match is not None:

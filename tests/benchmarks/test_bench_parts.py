@@ -16,8 +16,9 @@ import pytest
 
 from app.benchmarks.ann_recall import (
     LEG_VECTORS,
-    SERVED,
     SERVED_LIMIT,
+    anchors_as_served,
+    leg_as_served,
     measure_recall,
     recall_curve,
     tie_aware_recall,
@@ -27,6 +28,8 @@ from app.benchmarks.queries import BenchRequest
 from app.benchmarks.report import goals, load_results, render_tables, update_readme
 from app.benchmarks.run import parse_sizes
 from app.benchmarks.synthetic import RealPoints, SyntheticCatalog, payload_text
+from app.search import legs
+from app.search.leg_names import IMAGE_INSTANCE, IMAGE_TO_IMAGE, IMAGE_TO_TEXT
 from app.store import (
     EdgeStore,
     HnswOptions,
@@ -325,11 +328,17 @@ def test_neighbours_are_the_nearest_of_the_same_category_first() -> None:
 
 
 def _random_store(
-    folder: Path, rng: np.random.Generator, dim: int = 16, n: int = 300, full_scan_kb: int = 100_000
+    folder: Path,
+    rng: np.random.Generator,
+    dim: int = 16,
+    n: int = 300,
+    full_scan_kb: int = 100_000,
+    instance: bool = False,
 ) -> None:
     """``n`` random points in three categories, indexed with a sparse graph (m 4), so that
     narrow beams miss some of the exact answers. The engine scans a collection whose vectors
-    take at most ``full_scan_kb`` instead of walking its graph."""
+    take at most ``full_scan_kb`` instead of walking its graph. ``instance``: with identity
+    vectors too."""
     paths = list(CATEGORIES)
     records = []
     for i in range(n):
@@ -345,11 +354,12 @@ def _random_store(
                     "category": category_ancestors(path),
                     "category_path": path,
                 },
+                instance_vector=rng.normal(size=dim).astype(np.float32) if instance else None,
             )
         )
     graph = HnswOptions(m=4, ef=8, full_scan_kb=full_scan_kb)
     store = EdgeStore(folder, indexing_threshold_kb=1, hnsw=graph)
-    store.ensure_collection(dim, "m")
+    store.ensure_collection(dim, "m", instance_dim=dim if instance else 0)
     store.upsert(records)
     assert store.build_index()
     store.close()
@@ -409,7 +419,13 @@ def test_recall_names_each_legs_worst_query_as_served(tmp_path: Path) -> None:
                 for i, vec in enumerate(vectors[kind]):
                     flt = filters[i % len(filters)] if filtered else None
                     exact = store.search_dense_with(vec, 10, flt, using, exact=True)
-                    hits = SERVED[leg](store, vec, SERVED_LIMIT, flt)
+                    hits = leg_as_served(
+                        store,
+                        leg,
+                        {kind: vec},
+                        flt,
+                        anchors_as_served(store, leg, {kind: vec}, flt),
+                    )
                     served.append(tie_aware_recall(exact, hits[:10], True))
                 lowest = min(served)
                 missed = missed or lowest < 1.0
@@ -418,3 +434,23 @@ def test_recall_names_each_legs_worst_query_as_served(tmp_path: Path) -> None:
                 want = filters[worst["query"] % len(filters)].category if filtered else None
                 assert worst["category"] == want
     assert missed
+
+
+def test_the_photo_legs_as_served_are_anchored_as_the_service_anchors_them(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    dim = 16
+    _random_store(tmp_path / "s", rng, dim, full_scan_kb=1, instance=True)
+    query = {k: rng.normal(size=dim).astype(np.float32) for k in ("image", "instance")}
+    with closing(EdgeStore(tmp_path / "s")) as store:
+        # The oracle: the service's chain (running.ANCHORED_BY), searched leg by leg.
+        identity = legs.image_instance(store, query["instance"], SERVED_LIMIT, None)
+        photo = legs.image_to_image(store, query["image"], SERVED_LIMIT, None, anchors=identity)
+        assert anchors_as_served(store, IMAGE_INSTANCE, query, None) is None
+        assert anchors_as_served(store, IMAGE_TO_IMAGE, query, None) == identity
+        assert leg_as_served(store, IMAGE_TO_IMAGE, query, None, identity) == photo
+        assert anchors_as_served(store, IMAGE_TO_TEXT, query, None) == photo
+        # A model without identity vectors: the photo leg is unanchored, and anchors the text.
+        image_only = {"image": query["image"]}
+        assert anchors_as_served(store, IMAGE_TO_IMAGE, image_only, None) is None
+        unanchored = legs.image_to_image(store, query["image"], SERVED_LIMIT, None)
+        assert anchors_as_served(store, IMAGE_TO_TEXT, image_only, None) == unanchored

@@ -1,4 +1,5 @@
-"""Cross-modal legs: anchored by the query's own tower, they find what a lost HNSW walk misses."""
+"""Anchored legs: the cross-modal legs (by the query's own tower) and the photo leg (by the
+identity leg's hits) find what a lost HNSW walk misses."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 from app.search import legs
 from app.store import (
     IMAGE_VECTOR,
+    INSTANCE_VECTOR,
     TEXT_VECTOR,
     DenseQuery,
     Hit,
@@ -145,3 +147,68 @@ def test_the_extra_searches_keep_the_requests_other_restrictions() -> None:
         assert (q.flt.price_max, q.flt.exclude_products) == (5.0, ("milk-9",))
     # The floor applies to the leg's own searches, not to the anchors (they only vote).
     assert [q.min_score for q in store.queries] == [0.1, None, 0.1]
+
+
+class LostPhotoWalkStore(LostWalkStore):
+    """Its unfiltered photo-vector walk is stuck among clothes (as three grocery photos' walks
+    were at 1M products); inside a category, the photo vectors are walked right."""
+
+    def search_batch(self, queries: Sequence[StoreQuery]) -> list[list[Hit]]:
+        out = []
+        for q in queries:
+            assert isinstance(q, DenseQuery) and q.using == IMAGE_VECTOR
+            self.queries.append(q)
+            category = q.flt.category if q.flt else None
+            if category == "grocery":
+                hits = [_hit("milk-1", 0.9, "Grocery/Dairy"), _hit("milk-2", 0.8, "Grocery/D")]
+            else:
+                hits = [_hit("shirt-1", 0.3, "Apparel/Top"), _hit("shirt-2", 0.2, "Apparel/T")]
+            out.append(hits[: q.limit])
+        return out
+
+
+# The identity leg's first hits for a photo of milk: its own graph's walk went right.
+IDENTITY = [_hit("milk-1", 0.95, "Grocery/Dairy"), _hit("milk-3", 0.7, "Grocery/Dairy")]
+
+
+def test_the_photo_leg_anchored_by_the_identity_leg_searches_the_category_it_missed() -> None:
+    store = LostPhotoWalkStore()
+    vec = np.ones(4, dtype=np.float32)
+    hits = legs.image_to_image(store, vec, 3, None, anchors=IDENTITY)  # type: ignore[arg-type]
+    assert [h.payload[PRODUCT_ID] for h in hits] == ["milk-1", "milk-2", "shirt-1"]
+    # The anchors are given, so no search for them: the leg's walk, then one inside Grocery.
+    assert [q.flt.category if q.flt else None for q in store.queries] == [None, "grocery"]
+    assert all(q.using == IMAGE_VECTOR for q in store.queries)
+
+
+def test_the_photo_leg_without_anchors_is_its_one_walk() -> None:
+    store = LostPhotoWalkStore()
+    hits = legs.image_to_image(store, np.ones(4, dtype=np.float32), 3, None)  # type: ignore[arg-type]
+    assert [h.payload[PRODUCT_ID] for h in hits] == ["shirt-1", "shirt-2"]
+    assert len(store.queries) == 1
+
+
+def test_the_photo_leg_searches_no_more_when_its_walk_found_the_anchors_categories() -> None:
+    store = LostPhotoWalkStore()
+    shirts = [_hit("shirt-1", 0.9, "Apparel/Top")]
+    legs.image_to_image(store, np.ones(4, dtype=np.float32), 3, None, anchors=shirts)  # type: ignore[arg-type]
+    assert len(store.queries) == 1
+
+
+def test_the_photo_leg_under_a_scanned_filter_is_exact_and_needs_no_anchors() -> None:
+    store = LostPhotoWalkStore()
+    store.scans = lambda flt, using: True  # type: ignore[method-assign]
+    flt = SearchFilter(price_max=5.0)
+    hits = legs.image_to_image(store, np.ones(4, dtype=np.float32), 3, flt, anchors=IDENTITY)  # type: ignore[arg-type]
+    assert [h.payload[PRODUCT_ID] for h in hits] == ["shirt-1", "shirt-2"]
+    assert len(store.queries) == 1
+
+
+def test_the_photo_leg_floor_applies_inside_the_anchors_categories() -> None:
+    store = LostPhotoWalkStore()
+    flt = SearchFilter(price_max=5.0)
+    legs.image_to_image(store, np.ones(4, dtype=np.float32), 3, flt, 0.5, anchors=IDENTITY)  # type: ignore[arg-type]
+    assert [q.min_score for q in store.queries] == [0.5, 0.5]
+    inside = store.queries[1].flt
+    assert inside is not None and (inside.category, inside.price_max) == ("grocery", 5.0)
+    assert INSTANCE_VECTOR not in {q.using for q in store.queries}

@@ -1,6 +1,7 @@
 """Which engine searches a query's legs make (``app.search.running``): a cross-modal leg takes
-its anchors from the same-tower leg's hits instead of searching for them again, and a search
-asks for the whole photo's nearest points only of the leg the exact-match rule judges by."""
+its anchors from the same-tower leg's hits instead of searching for them again, the photo leg
+takes the identity leg's, and a search asks for the whole photo's nearest points only of the
+leg the exact-match rule judges by."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 
 from app.profiles.model import FusionSpec
-from app.search import legs
+from app.search import legs, running
 from app.search.leg_names import (
     IMAGE_INSTANCE,
     IMAGE_TO_IMAGE,
@@ -22,6 +23,7 @@ from app.search.leg_names import (
 from app.search.query import SearchQuery
 from app.search.ranking import group_hits
 from app.search.running import EXACT_CHECKED
+from app.search.schemas import PredictedCategory
 from app.search.service import SearchService
 from app.store import (
     IMAGE_VECTOR,
@@ -148,3 +150,85 @@ def test_a_photo_search_asks_the_whole_photo_of_the_judging_leg_only(
     # Offline re-fusion may weigh either leg: it gets both legs' whole-photo points.
     _, judged = service.leg_lists(SearchQuery(image=photo))
     assert set(judged) == {IMAGE_INSTANCE, IMAGE_TO_IMAGE}
+
+
+class LegSpy:
+    """A dense leg's search, recording the anchors it was given and the hits it returned."""
+
+    def __init__(self, search: Any) -> None:
+        self.search = search
+        self.calls: list[tuple[Sequence[Hit] | None, list[Hit]]] = []
+
+    def __call__(self, *args: Any, anchors: Sequence[Hit] | None = None) -> list[Hit]:
+        hits: list[Hit] = (
+            self.search(*args) if anchors is None else self.search(*args, anchors=anchors)
+        )
+        self.calls.append((anchors, hits))
+        return hits
+
+
+@pytest.fixture
+def spies(monkeypatch: pytest.MonkeyPatch) -> dict[str, LegSpy]:
+    out = {}
+    for leg in (IMAGE_INSTANCE, IMAGE_TO_IMAGE, IMAGE_TO_TEXT):
+        out[leg] = LegSpy(running.DENSE_LEGS[leg])
+        monkeypatch.setitem(running.DENSE_LEGS, leg, out[leg])
+    return out
+
+
+def test_the_photo_leg_is_anchored_by_the_identity_leg_and_anchors_the_text_leg(
+    service: SearchService, photo: bytes, spies: dict[str, LegSpy]
+) -> None:
+    service.search(SearchQuery(image=photo))
+    ((identity_anchors, identity),) = spies[IMAGE_INSTANCE].calls
+    ((photo_anchors, photo_hits),) = spies[IMAGE_TO_IMAGE].calls
+    ((text_anchors, _),) = spies[IMAGE_TO_TEXT].calls
+    assert identity_anchors is None and identity
+    assert photo_anchors is identity and text_anchors is photo_hits
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        FusionSpec(weights={IMAGE_INSTANCE: 0}),  # the identity leg does not run
+        FusionSpec(floors={IMAGE_INSTANCE: 0.3}),  # its hits are floored: not the nearest 10
+    ],
+)
+def test_without_an_unfloored_identity_leg_the_photo_leg_is_unanchored(
+    service: SearchService, photo: bytes, spies: dict[str, LegSpy], spec: FusionSpec
+) -> None:
+    service.search(SearchQuery(image=photo, fusion=spec))
+    ((photo_anchors, photo_hits),) = spies[IMAGE_TO_IMAGE].calls
+    assert photo_anchors is None
+    assert spies[IMAGE_TO_TEXT].calls[0][0] is photo_hits  # it still anchors the text leg
+
+
+def test_a_floored_photo_leg_anchors_nothing_but_is_anchored(
+    service: SearchService, photo: bytes, spies: dict[str, LegSpy]
+) -> None:
+    service.search(SearchQuery(image=photo, fusion=FusionSpec(floors={IMAGE_TO_IMAGE: 0.0})))
+    ((_, identity),) = spies[IMAGE_INSTANCE].calls
+    assert spies[IMAGE_TO_IMAGE].calls[0][0] is identity
+    assert spies[IMAGE_TO_TEXT].calls[0][0] is None  # a floor of 0 is a floor all the same
+
+
+@pytest.mark.parametrize("applied", [False, True])
+def test_with_category_prediction_the_photo_legs_keep_their_anchors(
+    service: SearchService,
+    photo: bytes,
+    spies: dict[str, LegSpy],
+    monkeypatch: pytest.MonkeyPatch,
+    applied: bool,
+) -> None:
+    share = 1.0 if applied else 0.1  # against the profile's confidence of 0.7
+    guess = PredictedCategory(path="apparel", confidence=share, applied=False)
+    monkeypatch.setattr(running, "predict_category", lambda hits, confidence: guess)
+    response = service.search(SearchQuery(image=photo, predict_category=True))
+    assert response.predicted_category is not None
+    assert response.predicted_category.applied is applied
+    ((text_anchors, _),) = spies[IMAGE_TO_TEXT].calls
+    if applied:  # searched again inside the category: anchored as without prediction
+        ((photo_anchors, photo_hits),) = spies[IMAGE_TO_IMAGE].calls
+        assert photo_anchors is spies[IMAGE_INSTANCE].calls[0][1] and text_anchors is photo_hits
+    else:  # the prediction's own photo search is the leg, and anchors the text leg
+        assert spies[IMAGE_TO_IMAGE].calls == [] and text_anchors

@@ -467,8 +467,11 @@ class VectorStore(Protocol):
 
     def retrieve(self, ids: Sequence[str]) -> list[Hit]: ...
 
-    def vectors(self, ids: Sequence[str]) -> dict[str, dict[str, np.ndarray]]:
-        """The dense vectors of the given points: id -> vector name -> vector."""
+    def vectors(
+        self, ids: Sequence[str], using: Sequence[str] | None = None
+    ) -> dict[str, dict[str, np.ndarray]]:
+        """The dense vectors of the given points: id -> vector name -> vector (``using``: only
+        these names; None: every dense vector)."""
 
     def product_points(self, product_id: str) -> list[Hit]:
         """Every point (image) of one product, with payloads; empty when it is unknown."""

@@ -627,16 +627,19 @@ class EdgeStore(OneQuerySearches):
         records = shard.retrieve(list(ids), with_payload=True, with_vector=False)
         return [Hit(id=str(r.id), score=0.0, payload=dict(r.payload or {})) for r in records]
 
-    def vectors(self, ids: Sequence[str]) -> dict[str, dict[str, np.ndarray]]:
+    def vectors(
+        self, ids: Sequence[str], using: Sequence[str] | None = None
+    ) -> dict[str, dict[str, np.ndarray]]:
         shard = self._require()
-        records = shard.retrieve(list(ids), with_payload=False, with_vector=True)
+        names = list(using) if using is not None else list(self.dense_vectors())
+        # Named, never all: all would bring the sparse BM25 vector too (10 points at 1M: 4.7 ms
+        # with it, 1.4 ms for the three dense ones, 0.4 ms for the image vector alone).
+        records = shard.retrieve(list(ids), with_payload=False, with_vector=names)
         out: dict[str, dict[str, np.ndarray]] = {}
         for r in records:
             named = r.vector if isinstance(r.vector, dict) else {}
             out[str(r.id)] = {
-                name: np.asarray(named[name], dtype=np.float32)
-                for name in self.dense_vectors()
-                if name in named
+                name: np.asarray(named[name], dtype=np.float32) for name in names if name in named
             }
         return out
 

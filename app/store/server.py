@@ -614,9 +614,11 @@ class QdrantServerStore(OneQuerySearches):
             )
         return to_hits(records)
 
-    def vectors(self, ids: Sequence[str]) -> dict[str, dict[str, np.ndarray]]:
+    def vectors(
+        self, ids: Sequence[str], using: Sequence[str] | None = None
+    ) -> dict[str, dict[str, np.ndarray]]:
         known = self._require()
-        names = self._dense_of(known)
+        names = tuple(using) if using is not None else self._dense_of(known)
         with self._calls("be read"):
             records = self._client.retrieve(
                 known.name, list(ids), with_payload=False, with_vectors=list(names)

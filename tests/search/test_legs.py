@@ -4,6 +4,7 @@ identity leg's hits) find what a lost HNSW walk misses."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -150,8 +151,14 @@ def test_the_extra_searches_keep_the_requests_other_restrictions() -> None:
 
 
 class LostPhotoWalkStore(LostWalkStore):
-    """Its unfiltered photo-vector walk is stuck among clothes (as three grocery photos' walks
-    were at 1M products); inside a category, the photo vectors are walked right."""
+    """Its unfiltered photo-vector walk is stuck among ten shirts (as three grocery photos'
+    walks were at 1M products); inside a category, the photo vectors are walked right.
+    ``photos``: the stored photo vectors the anchors are scored with."""
+
+    def __init__(self, photos: dict[str, np.ndarray]) -> None:
+        super().__init__()
+        self.photos = photos
+        self.read: list[tuple[list[str], tuple[str, ...]]] = []
 
     def search_batch(self, queries: Sequence[StoreQuery]) -> list[list[Hit]]:
         out = []
@@ -162,53 +169,92 @@ class LostPhotoWalkStore(LostWalkStore):
             if category == "grocery":
                 hits = [_hit("milk-1", 0.9, "Grocery/Dairy"), _hit("milk-2", 0.8, "Grocery/D")]
             else:
-                hits = [_hit("shirt-1", 0.3, "Apparel/Top"), _hit("shirt-2", 0.2, "Apparel/T")]
+                hits = [_hit(f"shirt-{i}", 0.3 - i / 100, "Apparel/Top") for i in range(10)]
             out.append(hits[: q.limit])
         return out
 
+    def vectors(self, ids: Sequence[str], using: Sequence[str]) -> dict[str, dict[str, Any]]:
+        self.read.append((list(ids), tuple(using)))
+        return {i: {IMAGE_VECTOR: self.photos[i]} for i in ids if i in self.photos}
 
+
+QUERY = np.ones(4, dtype=np.float32)
 # The identity leg's first hits for a photo of milk: its own graph's walk went right.
 IDENTITY = [_hit("milk-1", 0.95, "Grocery/Dairy"), _hit("milk-3", 0.7, "Grocery/Dairy")]
+# Their stored photos: like the query's (cosine 1), far above the shirts' 0.21 at 10th place.
+ALIKE = {"pt-milk-1": QUERY.copy(), "pt-milk-3": QUERY.copy()}
+# Photos unlike the query's (cosine -0.5): the identity vectors disagree with the image ones.
+UNLIKE = {p: np.array([1, -1, -1, -1], dtype=np.float32) for p in ("pt-milk-1", "pt-milk-3")}
 
 
-def test_the_photo_leg_anchored_by_the_identity_leg_searches_the_category_it_missed() -> None:
-    store = LostPhotoWalkStore()
-    vec = np.ones(4, dtype=np.float32)
-    hits = legs.image_to_image(store, vec, 3, None, anchors=IDENTITY)  # type: ignore[arg-type]
-    assert [h.payload[PRODUCT_ID] for h in hits] == ["milk-1", "milk-2", "shirt-1"]
+def _ids(hits: Sequence[Hit]) -> list[str]:
+    return [h.payload[PRODUCT_ID] for h in hits]
+
+
+def test_the_photo_leg_searches_where_an_identity_anchor_proves_its_walk_missed() -> None:
+    store = LostPhotoWalkStore(ALIKE)
+    hits = legs.image_to_image(store, QUERY, 10, None, anchors=IDENTITY)  # type: ignore[arg-type]
+    assert _ids(hits)[:3] == ["milk-1", "milk-2", "shirt-0"] and len(hits) == 10
     # The anchors are given, so no search for them: the leg's walk, then one inside Grocery.
     assert [q.flt.category if q.flt else None for q in store.queries] == [None, "grocery"]
     assert all(q.using == IMAGE_VECTOR for q in store.queries)
+    # Only the anchors' photo vectors are read, once.
+    assert store.read == [(["pt-milk-1", "pt-milk-3"], (IMAGE_VECTOR,))]
+
+
+def test_a_category_the_anchors_only_name_is_not_searched() -> None:
+    store = LostPhotoWalkStore(UNLIKE)
+    hits = legs.image_to_image(store, QUERY, 10, None, anchors=IDENTITY)  # type: ignore[arg-type]
+    assert _ids(hits) == [f"shirt-{i}" for i in range(10)]
+    assert len(store.queries) == 1 and len(store.read) == 1
 
 
 def test_the_photo_leg_without_anchors_is_its_one_walk() -> None:
-    store = LostPhotoWalkStore()
-    hits = legs.image_to_image(store, np.ones(4, dtype=np.float32), 3, None)  # type: ignore[arg-type]
-    assert [h.payload[PRODUCT_ID] for h in hits] == ["shirt-1", "shirt-2"]
-    assert len(store.queries) == 1
+    store = LostPhotoWalkStore(ALIKE)
+    hits = legs.image_to_image(store, QUERY, 3, None)  # type: ignore[arg-type]
+    assert _ids(hits) == ["shirt-0", "shirt-1", "shirt-2"]
+    assert len(store.queries) == 1 and store.read == []
 
 
-def test_the_photo_leg_searches_no_more_when_its_walk_found_the_anchors_categories() -> None:
-    store = LostPhotoWalkStore()
-    shirts = [_hit("shirt-1", 0.9, "Apparel/Top")]
-    legs.image_to_image(store, np.ones(4, dtype=np.float32), 3, None, anchors=shirts)  # type: ignore[arg-type]
-    assert len(store.queries) == 1
+def test_anchors_in_categories_the_walk_reached_are_not_even_scored() -> None:
+    store = LostPhotoWalkStore({"pt-shirt-99": QUERY.copy()})
+    # A shirt the walk did not return, but the walk is among shirts: no category to search.
+    shirts = [_hit("shirt-0", 0.3, "Apparel/Top"), _hit("shirt-99", 0.3, "Apparel/Top")]
+    legs.image_to_image(store, QUERY, 10, None, anchors=shirts)  # type: ignore[arg-type]
+    assert len(store.queries) == 1 and store.read == []
 
 
 def test_the_photo_leg_under_a_scanned_filter_is_exact_and_needs_no_anchors() -> None:
-    store = LostPhotoWalkStore()
+    store = LostPhotoWalkStore(ALIKE)
     store.scans = lambda flt, using: True  # type: ignore[method-assign]
     flt = SearchFilter(price_max=5.0)
-    hits = legs.image_to_image(store, np.ones(4, dtype=np.float32), 3, flt, anchors=IDENTITY)  # type: ignore[arg-type]
-    assert [h.payload[PRODUCT_ID] for h in hits] == ["shirt-1", "shirt-2"]
-    assert len(store.queries) == 1
+    hits = legs.image_to_image(store, QUERY, 3, flt, anchors=IDENTITY)  # type: ignore[arg-type]
+    assert _ids(hits) == ["shirt-0", "shirt-1", "shirt-2"]
+    assert len(store.queries) == 1 and store.read == []
 
 
 def test_the_photo_leg_floor_applies_inside_the_anchors_categories() -> None:
-    store = LostPhotoWalkStore()
+    store = LostPhotoWalkStore(ALIKE)
     flt = SearchFilter(price_max=5.0)
-    legs.image_to_image(store, np.ones(4, dtype=np.float32), 3, flt, 0.5, anchors=IDENTITY)  # type: ignore[arg-type]
-    assert [q.min_score for q in store.queries] == [0.5, 0.5]
+    legs.image_to_image(store, QUERY, 10, flt, 0.2, anchors=IDENTITY)  # type: ignore[arg-type]
+    assert [q.min_score for q in store.queries] == [0.2, 0.2]
     inside = store.queries[1].flt
     assert inside is not None and (inside.category, inside.price_max) == ("grocery", 5.0)
     assert INSTANCE_VECTOR not in {q.using for q in store.queries}
+
+
+def test_outscoring_bars_at_the_tenth_hit_or_else_the_floor() -> None:
+    store = LostPhotoWalkStore({"a": QUERY.copy(), "b": -QUERY})
+    points = [_hit("x", 0.0, "G"), Hit(id="a", score=0.0, payload={}), Hit("b", 0.0, {})]
+    ten = [Hit(id=f"h{i}", score=0.9 - i / 100, payload={}) for i in range(10)]
+    # Cosine 1 beats the 10th hit's 0.81; cosine -1 does not; an unknown point is skipped.
+    assert [p.id for p in legs.outscoring(store, QUERY, IMAGE_VECTOR, ten, points, None)] == ["a"]  # type: ignore[arg-type]
+    # With fewer than 10 hits, the floor is the bar (none: any point not found counts).
+    few = ten[:3]
+    assert [p.id for p in legs.outscoring(store, QUERY, IMAGE_VECTOR, few, points, None)] == [
+        "a",
+        "b",
+    ]  # type: ignore[arg-type]
+    assert [p.id for p in legs.outscoring(store, QUERY, IMAGE_VECTOR, few, points, 0.5)] == ["a"]  # type: ignore[arg-type]
+    # Points among the hits are found, whatever they score.
+    assert legs.outscoring(store, QUERY, IMAGE_VECTOR, [*ten, points[1]], points[1:2], None) == []  # type: ignore[arg-type]

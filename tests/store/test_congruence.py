@@ -285,6 +285,12 @@ def test_lookups_agree(stores: tuple[VectorStore, VectorStore]) -> None:
         assert ev[pid].keys() == sv[pid].keys() == {IMAGE_VECTOR, TEXT_VECTOR, INSTANCE_VECTOR}
         for name in ev[pid]:
             np.testing.assert_allclose(ev[pid][name], sv[pid][name], atol=1e-5)
+    # Named vectors only: the photo leg reads its anchors' image vectors alone.
+    one_e, one_s = edge.vectors(ids, (IMAGE_VECTOR,)), server.vectors(ids, (IMAGE_VECTOR,))
+    for pid in ids:
+        assert one_e[pid].keys() == one_s[pid].keys() == {IMAGE_VECTOR}
+        np.testing.assert_allclose(one_e[pid][IMAGE_VECTOR], ev[pid][IMAGE_VECTOR], atol=1e-6)
+        np.testing.assert_allclose(one_s[pid][IMAGE_VECTOR], sv[pid][IMAGE_VECTOR], atol=1e-6)
     for product in ("p02", "p07", "unknown"):
         assert by_id(edge.product_points(product)) == by_id(server.product_points(product))
     assert len(server.product_points("p02")) == 3

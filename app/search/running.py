@@ -81,8 +81,9 @@ DENSE_LEGS: dict[str, Callable[..., list[Hit]]] = {
     IMAGE_INSTANCE: legs.image_instance,
 }
 
-# Leg -> the leg whose first hits anchor it (``legs.cross_modal``, ``legs.image_to_image``):
-# it also searches inside the categories those hits name and its own walk missed.
+# Leg -> the leg whose first hits anchor it: where those hits show that the leg's own walk
+# missed a category, it also searches inside it (``legs.cross_modal``: a category they name;
+# ``legs.image_to_image``: one where a hit outscores the walk's 10th).
 ANCHORED_BY = {
     TEXT_TO_IMAGE: TEXT_TO_TEXT,
     IMAGE_TO_TEXT: IMAGE_TO_IMAGE,

@@ -44,6 +44,11 @@ ANCHORS = 10
 TIE = 1e-5
 
 
+def _below(flt: SearchFilter) -> int:
+    """The category depth one level below what ``flt`` fixes (0: the top level)."""
+    return len(category_ancestors(flt.category)) if flt.category else 0
+
+
 def _groups(hits: Sequence[Hit], depth: int) -> list[str]:
     """The categories of ``hits`` at ``depth`` (0: top level), in order of first appearance."""
     paths = (category_ancestors(str(h.payload.get(CATEGORY_PATH, ""))) for h in hits)
@@ -109,7 +114,7 @@ def widened(
     each category that the first ``anchors`` name and the first ``hits`` lack, one level below
     what ``flt`` fixes; the union, best first. A point scores the same in every search, so only
     what is found changes."""
-    depth = len(category_ancestors(flt.category)) if flt.category else 0
+    depth = _below(flt)
     near = _groups(anchors[:ANCHORS], depth)
     missed = [g for g in near if g not in _groups(hits[:ANCHORS], depth)]
     if not missed:
@@ -153,7 +158,7 @@ def image_to_image(
         return hits
     # Only anchors whose category the walk's first hits lack could widen it: the others' photo
     # vectors are not read (most photos have none).
-    depth = len(category_ancestors(flt.category)) if flt.category else 0
+    depth = _below(flt)
     seen = set(_groups(hits[:ANCHORS], depth))
     elsewhere = [a for a in anchors[:ANCHORS] if set(_groups([a], depth)) - seen]
     missed = outscoring(store, image_vec, IMAGE_VECTOR, hits, elsewhere, min_score)

@@ -32,7 +32,9 @@ class SetupError(RuntimeError):
     """Something missing before snapshop can run; the message says what to do."""
 
 
-def load_encoder(settings: Settings) -> Encoder:
+def load_encoder(settings: Settings, parallel_towers: bool = False) -> Encoder:
+    """The configured encoder. ``parallel_towers`` (ingest): its image and text towers run at
+    the same time, each on half the thread budget."""
     bundle = settings.model_dir
     if not (bundle / "manifest.json").is_file():
         raise SetupError(
@@ -48,6 +50,7 @@ def load_encoder(settings: Settings) -> Encoder:
             max_batch=settings.batch_size,
             concurrent_runs=settings.model_runs,
             spinning=settings.thread_spinning,
+            parallel_towers=parallel_towers,
         )
     except (BundleError, ProviderError) as exc:
         raise SetupError(str(exc)) from exc

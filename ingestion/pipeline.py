@@ -2,7 +2,9 @@
 
 Worker threads decode and preprocess the next batches while the model runs the current one
 (ONNX Runtime and PIL both release the GIL). At most ``PREFETCH_BATCHES`` batches are in flight,
-so memory stays bounded whatever the catalog size.
+so memory stays bounded whatever the catalog size. With an encoder whose towers run in parallel
+(``snapshop ingest``), a batch's texts are embedded in a thread of their own while its images
+are.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol
@@ -56,6 +59,12 @@ class IngestEncoder(Protocol):
     def encode_pixels_with_instance(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    @property
+    def parallel_towers(self) -> bool:
+        """Whether the text tower should run beside the image tower (each session then has
+        half the thread budget); otherwise one runs after the other."""
+        ...
 
 
 @dataclass
@@ -237,7 +246,15 @@ def ingest_catalog(
         return image if isinstance(image, str) else encoder.preprocess([image])[0]
 
     n_workers = workers or max(1, os.cpu_count() or 1)
-    with ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="ingest-decode") as pool:
+    with ExitStack() as stack:
+        pool = stack.enter_context(
+            ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="ingest-decode")
+        )
+        text_pool = (
+            stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="ingest-text"))
+            if encoder.parallel_towers
+            else None
+        )
         batches = list(_batches(jobs, batch_size))
         in_flight: deque[list[Future[np.ndarray | str]]] = deque()
         for i, batch in enumerate(batches):
@@ -252,17 +269,22 @@ def ingest_catalog(
                 else:
                     good.append((job, result))
             if good:
+                new_texts = sorted({j.product.product_id for j, _ in good} - text_vectors.keys())
+                # Products often share their text (a shirt in three colours): each text is
+                # embedded once (6 % of the dev catalog's texts within a batch).
+                unique = list(dict.fromkeys(texts[pid] for pid in new_texts))
+                # With parallel towers the texts are embedded while the images are.
+                beside = (
+                    text_pool.submit(encoder.encode_texts, unique) if text_pool and unique else None
+                )
                 # One run of the image graph gives both image vectors (instance: (N, 0) when
                 # the model has none, and the point then carries none).
                 vectors, instances = encoder.encode_pixels_with_instance(
                     np.stack([px for _, px in good])
                 )
-                new_texts = sorted({j.product.product_id for j, _ in good} - text_vectors.keys())
-                if new_texts:
-                    # Products often share their text (a shirt in three colours): each text
-                    # is embedded once (6 % of the dev catalog's texts within a batch).
-                    unique = list(dict.fromkeys(texts[pid] for pid in new_texts))
-                    by_text = dict(zip(unique, encoder.encode_texts(unique), strict=True))
+                if unique:
+                    got = beside.result() if beside is not None else encoder.encode_texts(unique)
+                    by_text = dict(zip(unique, got, strict=True))
                     text_vectors.update((pid, by_text[texts[pid]]) for pid in new_texts)
                 for (job, _), vec, inst in zip(good, vectors, instances, strict=True):
                     pending.setdefault(job.product.product_id, []).append(

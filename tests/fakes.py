@@ -50,6 +50,7 @@ class FakeEncoder:
     provider = "CPUExecutionProvider"  # it runs on the CPU, as the real one does in tests
     device = "cpu"
     threads = 1
+    parallel_towers = False  # ingest runs one tower after the other
     thumb = THUMB
     dim = DIM
     instance_dim = 0  # no identity embedding, as in bundles without an instance head

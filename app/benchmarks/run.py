@@ -190,7 +190,11 @@ def run_bench(
         result["ingest"] = run.step(
             "ingest images/s",
             lambda: bench_ingest(
-                catalog, encoder, options.ingest_images, batch_size=settings.batch_size
+                catalog,
+                encoder,
+                options.ingest_images,
+                batch_size=settings.batch_size,
+                pipeline_encoder=load_encoder(settings, parallel_towers=True),
             ),
         )
     else:

@@ -175,6 +175,7 @@ def bench_ingest_cmd(
             batch_size=batch_size or cfg.batch_size,
             workers=workers,
             open_scratch=scratch_stores(cfg),
+            pipeline_encoder=load_encoder(cfg, parallel_towers=True),
         )
     _emit(result, out)
 

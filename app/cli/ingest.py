@@ -129,7 +129,7 @@ def ingest(
     built: str | None = None
     try:
         with friendly_errors(), ExitStack() as stack:
-            encoder = load_encoder(cfg)
+            encoder = load_encoder(cfg, parallel_towers=True)
             # Encoder and store only: a sync needs no search service or profiles.
             if new_collection:
                 collections = stack.enter_context(closing(open_collections(cfg)))

@@ -134,6 +134,7 @@ class Encoder:
         verify: bool = True,
         concurrent_runs: int | None = None,
         spinning: bool = False,
+        parallel_towers: bool = False,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
@@ -148,6 +149,13 @@ class Encoder:
         self.max_batch = max_batch
         self.device = device
         self.threads = threads if threads and threads > 0 else default_threads()
+        # ``parallel_towers``: the caller runs the image and the text tower at the same time
+        # (ingest), so each session takes half of the thread budget and the two together use
+        # it once. Measured on 2 cores, 256 catalog items through both towers: 11.4 ms each
+        # one tower after the other on 2 threads, 9.6 ms both at once on 1 thread each (a
+        # run of these small ops on 2 threads is only 1.6-1.8x one on 1).
+        self.parallel_towers = parallel_towers and self.threads >= 2
+        self.session_threads = self.threads // 2 if self.parallel_towers else self.threads
         self.spinning = spinning
         try:
             self.tokenizer = load_tokenizer(
@@ -181,17 +189,18 @@ class Encoder:
                 f"{self.instance_dim} but the graph has no {INSTANCE_OUTPUT!r} output"
             )
         log.info(
-            "encoder %s on %s (device=%s, intra-op threads=%d, max batch %d)",
+            "encoder %s on %s (device=%s, intra-op threads=%d per tower%s, max batch %d)",
             self.model_id,
             self.provider,
             device,
-            self.threads,
+            self.session_threads,
+            ", towers in parallel" if self.parallel_towers else "",
             max_batch,
         )
 
     def _options(self) -> ort.SessionOptions:
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = self.threads
+        opts.intra_op_num_threads = self.session_threads
         # Parallelism comes from intra-op threads (and the caller's pool); one
         # inter-op thread avoids oversubscribing the cores.
         opts.inter_op_num_threads = 1

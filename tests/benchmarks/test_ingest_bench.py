@@ -39,5 +39,10 @@ def test_bench_ingest_reports_both_sides_over_the_same_images(
     ratio = result["snapshop"]["images_per_s"] / result["baseline"]["images_per_s"]
     assert abs(result["speedup"] - ratio) < 0.02
     assert result["machine"]["provider"] == "CPUExecutionProvider"
+    # The pipeline runs as `snapshop ingest` does: both towers at once, on half the threads each
+    # (one thread each with a budget of 2), unless the budget is one thread.
+    budget = result["machine"]["intra_op_threads"]
+    assert result["snapshop"]["towers_in_parallel"] is (budget >= 2)
+    assert result["snapshop"]["intra_op_threads_per_tower"] == max(1, budget // 2)
     # The benchmark works in a temporary directory: nothing lands in the data dir.
     assert not (tmp_path / "data" / "qdrant").exists()

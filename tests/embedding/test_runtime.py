@@ -209,3 +209,20 @@ def test_idle_threads_spin_only_when_asked(tiny_bundle: Path, spinning: bool) ->
         else:
             assert config.get_session_config_entry(key) == "0"
     assert encoder.encode_texts(["a red dress"]).shape == (1, encoder.dim)
+
+
+@pytest.mark.parametrize(
+    ("threads", "parallel", "per_tower"), [(2, True, 1), (4, True, 2), (1, True, 1), (2, False, 2)]
+)
+def test_parallel_towers_split_the_thread_budget(
+    tiny_bundle: Path, encoder: Encoder, threads: int, parallel: bool, per_tower: int
+) -> None:
+    """With towers in parallel (ingest) each session gets half the budget, so the two runs at
+    once use it once; a budget of one thread is not split (nor run in parallel)."""
+    split = Encoder(tiny_bundle, device="cpu", threads=threads, parallel_towers=parallel)
+    assert split.parallel_towers is (parallel and threads >= 2)
+    assert split.session_threads == per_tower
+    for session in (split._image, split._text):
+        assert session.get_session_options().intra_op_num_threads == per_tower
+    texts = ["a red dress", "blue jeans"]
+    assert np.allclose(split.encode_texts(texts), encoder.encode_texts(texts), atol=1e-5)

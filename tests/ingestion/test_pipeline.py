@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,8 @@ from PIL import Image
 from app.embedding import Encoder
 from app.embedding.preprocess import load_image
 from app.store import EdgeStore, ModelMismatchError, SearchFilter, StoreUnavailableError
+from ingestion.catalog import read_catalog
+from ingestion.documents import product_text
 from ingestion.pipeline import ingest_catalog
 from tests.fakes import FakeEncoder
 
@@ -102,6 +106,92 @@ def test_products_sharing_a_text_have_it_embedded_once(tmp_path: Path) -> None:
             assert np.allclose(named["text"], encode_texts([shared])[0], atol=1e-6)
     finally:
         store.close()
+
+
+def _many(root: Path, n: int) -> Path:
+    """``n`` one-image products of distinct colours and titles."""
+    (root / "images").mkdir(parents=True)
+    rows = ["product_id,title,category,image_files"]
+    for i in range(n):
+        Image.new("RGB", (40, 48), (20 * i % 256, 255 - 9 * i % 256, 60)).save(
+            root / "images" / f"p{i}.jpg"
+        )
+        rows.append(f"p{i},Cotton Shirt number {i},Apparel/Topwear/Shirts,p{i}.jpg")
+    (root / "products.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+class _Overlap(FakeEncoder):
+    """Records which thread runs each tower, and whether a batch's texts were running while
+    its images were (the image run waits a little for the text run to start)."""
+
+    def __init__(self, parallel: bool) -> None:
+        self.parallel_towers = parallel
+        self.text_threads: set[str] = set()
+        self.text_started = threading.Event()
+        self.overlapped: list[bool] = []
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        self.text_threads.add(threading.current_thread().name)
+        self.text_started.set()
+        return super().encode_texts(texts)
+
+    def encode_pixels_with_instance(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.parallel_towers:
+            self.overlapped.append(self.text_started.wait(timeout=10))
+        self.text_started.clear()
+        return super().encode_pixels_with_instance(pixels)
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_texts_are_embedded_beside_the_images_when_the_towers_run_in_parallel(
+    tmp_path: Path, parallel: bool
+) -> None:
+    catalog = _many(tmp_path / "cat", 10)
+    encoder = _Overlap(parallel)
+    reference = FakeEncoder()
+    store = EdgeStore(tmp_path / "qdrant")
+    try:
+        report = ingest_catalog(catalog, store, encoder, batch_size=4)  # type: ignore[arg-type]
+        assert report.summary() == "ingested 10 products, 10 images, 0 rejected"
+        if parallel:
+            assert {name.split("_")[0] for name in encoder.text_threads} == {"ingest-text"}
+            assert encoder.overlapped == [True, True, True]  # 3 batches of 4, 4, 2
+        else:
+            assert encoder.text_threads == {threading.main_thread().name}
+        # Either way every point carries its own product's text and image vectors.
+        texts = {p.product_id: product_text(p) for p in read_catalog(catalog).products}
+        by_id = {h.id: h.payload["product_id"] for h in store.scan(["product_id"])}
+        assert len(by_id) == 10
+        for pid, named in store.vectors(list(by_id)).items():
+            product = by_id[pid]
+            text = reference.encode_texts([texts[product]])[0]
+            image = reference.encode_images([load_image(catalog / "images" / f"{product}.jpg")])[0]
+            assert float(np.dot(named["text"], text)) > 0.99
+            assert float(np.dot(named["image"], image)) > 0.99
+    finally:
+        store.close()
+
+
+def test_parallel_towers_store_the_same_vectors(tmp_path: Path, tiny_bundle: Path) -> None:
+    """The real encoder, its towers on one thread each and run at once, writes the vectors that
+    it writes with one tower after the other on two threads."""
+    catalog = _many(tmp_path / "cat", 9)
+    stored = {}
+    for parallel in (False, True):
+        encoder = Encoder(tiny_bundle, device="cpu", threads=2, parallel_towers=parallel)
+        assert encoder.parallel_towers is parallel
+        store = EdgeStore(tmp_path / f"qdrant-{parallel}")
+        try:
+            ingest_catalog(catalog, store, encoder, batch_size=4)
+            ids = [h.id for h in store.scan(["product_id"])]
+            stored[parallel] = store.vectors(ids)
+        finally:
+            store.close()
+    assert stored[True].keys() == stored[False].keys() and len(stored[True]) == 9
+    for pid, named in stored[True].items():
+        for using in ("image", "text"):
+            assert np.allclose(named[using], stored[False][pid][using], atol=1e-5)
 
 
 def test_a_new_model_replaces_the_old_vectors_only_when_asked(

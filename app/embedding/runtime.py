@@ -151,9 +151,9 @@ class Encoder:
         self.threads = threads if threads and threads > 0 else default_threads()
         # ``parallel_towers``: the caller runs the image and the text tower at the same time
         # (ingest), so each session takes half of the thread budget and the two together use
-        # it once. Measured on 2 cores, 256 catalog items through both towers: 11.4 ms each
-        # one tower after the other on 2 threads, 9.6 ms both at once on 1 thread each (a
-        # run of these small ops on 2 threads is only 1.6-1.8x one on 1).
+        # it once. Measured on 2 cores, 256 catalog items through both towers: 11.4 ms an item
+        # with one tower after the other on 2 threads, 9.6 ms with both at once on 1 thread
+        # each (a run of these small ops on 2 threads is only 1.6-1.8x as fast as on 1).
         self.parallel_towers = parallel_towers and self.threads >= 2
         self.session_threads = self.threads // 2 if self.parallel_towers else self.threads
         self.spinning = spinning

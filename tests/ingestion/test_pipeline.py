@@ -109,14 +109,13 @@ def test_products_sharing_a_text_have_it_embedded_once(tmp_path: Path) -> None:
 
 
 def _many(root: Path, n: int) -> Path:
-    """``n`` one-image products of distinct colours and titles."""
+    """``n`` one-image products, each with its own noise photo and title."""
     (root / "images").mkdir(parents=True)
     rows = ["product_id,title,category,image_files"]
     for i in range(n):
-        Image.new("RGB", (40, 48), (20 * i % 256, 255 - 9 * i % 256, 60)).save(
-            root / "images" / f"p{i}.jpg"
-        )
-        rows.append(f"p{i},Cotton Shirt number {i},Apparel/Topwear/Shirts,p{i}.jpg")
+        noise = np.random.default_rng(i).integers(0, 256, (48, 40, 3), dtype=np.uint8)
+        Image.fromarray(noise).save(root / "images" / f"p{i}.png")
+        rows.append(f"p{i},Cotton Shirt number {i},Apparel/Topwear/Shirts,p{i}.png")
     (root / "products.csv").write_text("\n".join(rows) + "\n")
     return root
 
@@ -159,16 +158,21 @@ def test_texts_are_embedded_beside_the_images_when_the_towers_run_in_parallel(
             assert encoder.overlapped == [True, True, True]  # 3 batches of 4, 4, 2
         else:
             assert encoder.text_threads == {threading.main_thread().name}
-        # Either way every point carries its own product's text and image vectors.
-        texts = {p.product_id: product_text(p) for p in read_catalog(catalog).products}
+        # Either way every point carries its own product's text and image vectors: of the ten
+        # products' vectors, its own are the nearest, and the same.
+        products = read_catalog(catalog).products
+        names = [p.product_id for p in products]
+        texts = reference.encode_texts([product_text(p) for p in products])
+        images = reference.encode_images(
+            [load_image(catalog / "images" / p.image_files[0]) for p in products]
+        )
         by_id = {h.id: h.payload["product_id"] for h in store.scan(["product_id"])}
         assert len(by_id) == 10
         for pid, named in store.vectors(list(by_id)).items():
-            product = by_id[pid]
-            text = reference.encode_texts([texts[product]])[0]
-            image = reference.encode_images([load_image(catalog / "images" / f"{product}.jpg")])[0]
-            assert float(np.dot(named["text"], text)) > 0.99
-            assert float(np.dot(named["image"], image)) > 0.99
+            for using, refs in (("text", texts), ("image", images)):
+                scores = refs @ named[using]
+                assert names[int(np.argmax(scores))] == by_id[pid]
+                assert float(scores.max()) > 0.999
     finally:
         store.close()
 

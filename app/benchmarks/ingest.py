@@ -99,12 +99,13 @@ def bench_ingest(
         root = Path(tmp)
         catalog = _subset(catalog_dir, limit, root / "catalog")
         # Warm-up: the first ONNX runs allocate; neither side should pay for that.
-        warm = read_catalog(catalog).products[:2]
+        subset = read_catalog(catalog)
+        warm = subset.products[:2]
+        warm_images = [load_image(subset.image_path(p.image_files[0])) for p in warm]
+        warm_texts = [product_text(p) for p in warm]
         for each in {id(encoder): encoder, id(pipe): pipe}.values():
-            each.encode_images(
-                [load_image(read_catalog(catalog).image_path(p.image_files[0])) for p in warm]
-            )
-            each.encode_texts([product_text(p) for p in warm])
+            each.encode_images(warm_images)
+            each.encode_texts(warm_texts)
 
         naive_store = open_scratch(root, "bench-naive")
         try:
